@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Prepares a fresh Debian 12 machine (as root) to run and test CodeBeaker:
+# Docker engine, nats-server, the base image and the runtime images.
+# Idempotent: each step checks first and says what it does; a second run takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DATA_DIR=${CODEBEAKER_SETUP_DIR:-/var/lib/codebeaker-setup}
+DOCKERD_LOG=${DOCKERD_LOG:-/var/log/codebeaker-dockerd.log}
+BASE_IMAGE=codebeaker/base:bookworm
+LANGUAGES=${CODEBEAKER_LANGUAGES:-$(ls docker/runtimes)}
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+need_root() {
+  if [ "$(id -u)" -ne 0 ]; then echo "setup must run as root (it installs packages and starts dockerd)" >&2; exit 1; fi
+}
+
+install_packages() {
+  local missing=()
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  command -v nats-server >/dev/null || missing+=(nats-server)
+  command -v curl >/dev/null || missing+=(curl)
+  if [ ${#missing[@]} -eq 0 ]; then say "packages present: docker.io, debootstrap, nats-server"; return; fi
+  say "installing Debian packages: ${missing[*]}"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+}
+
+start_dockerd() {
+  if docker version >/dev/null 2>&1; then say "dockerd already answering"; return; fi
+  say "starting dockerd (no bridge, no iptables; log: $DOCKERD_LOG)"
+  nohup dockerd --bridge=none --iptables=false --ip-masq=false >"$DOCKERD_LOG" 2>&1 &
+  for _ in $(seq 1 60); do
+    docker version >/dev/null 2>&1 && { say "dockerd is up"; return; }
+    sleep 0.5
+  done
+  echo "dockerd did not answer within 30 s; last log lines:" >&2
+  tail -20 "$DOCKERD_LOG" >&2
+  exit 1
+}
+
+build_base() {
+  if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then say "base image $BASE_IMAGE present"; return; fi
+  if timeout 20 docker pull -q debian:bookworm-slim >/dev/null 2>&1; then
+    say "pulled debian:bookworm-slim from a registry"
+    docker tag debian:bookworm-slim "$BASE_IMAGE"
+    return
+  fi
+  say "no registry reachable: bootstrapping Debian bookworm with debootstrap (about a minute)"
+  local root="$DATA_DIR/bookworm-rootfs"
+  rm -rf "$root"; mkdir -p "$root"
+  debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >"$DATA_DIR/debootstrap.log" 2>&1 \
+    || { tail -20 "$DATA_DIR/debootstrap.log" >&2; exit 1; }
+  say "importing the root filesystem as $BASE_IMAGE"
+  tar -C "$root" -c . | docker import -c 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
+  rm -rf "$root"
+}
+
+# Rebuilds a runtime image only when its Dockerfile directory changed (hash kept as a label).
+build_runtime() {
+  local lang=$1 dir=docker/runtimes/$1 tag=codebeaker/$1:latest
+  local hash; hash=$(tar -C "$dir" -cf - . | sha256sum | cut -c1-16)
+  if [ "$(docker image inspect -f '{{index .Config.Labels "codebeaker.source_hash"}}' "$tag" 2>/dev/null)" = "$hash" ]; then
+    say "runtime image $tag up to date"; return
+  fi
+  say "building runtime image $tag (log: $DATA_DIR/build-$lang.log)"
+  docker build --network host --build-arg BASE="$BASE_IMAGE" --label codebeaker.source_hash="$hash" \
+    -t "$tag" "$dir" >"$DATA_DIR/build-$lang.log" 2>&1 || { tail -30 "$DATA_DIR/build-$lang.log" >&2; exit 1; }
+}
+
+need_root
+mkdir -p "$DATA_DIR"
+install_packages
+start_dockerd
+build_base
+for lang in $LANGUAGES; do build_runtime "$lang"; done
+say "ready"

@@ -1,0 +1,128 @@
+//! MetricsActor: owns the Prometheus registry. Others send it facts; `/metrics` asks it to render.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use crate::model::Status;
+
+pub enum MetricsMsg {
+    Executed {
+        language: String,
+        status: Status,
+        duration: Duration,
+    },
+    Restarted(&'static str),
+    Workers {
+        busy: usize,
+        idle: usize,
+    },
+    Render(RpcReplyPort<String>),
+}
+
+pub struct Metrics {
+    registry: Registry,
+    executions: IntCounterVec,
+    duration: HistogramVec,
+    restarts: IntCounterVec,
+    workers: IntGaugeVec,
+}
+
+impl Metrics {
+    fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new_custom(Some("codebeaker".into()), None)?;
+        let executions = IntCounterVec::new(
+            Opts::new(
+                "executions_total",
+                "Executions finished, by language and status",
+            ),
+            &["language", "status"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "execution_duration_seconds",
+                "Wall-clock time of executions, container start to exit",
+            )
+            .buckets(vec![
+                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+            &["language"],
+        )?;
+        let restarts = IntCounterVec::new(
+            Opts::new(
+                "actor_restarts_total",
+                "Children the supervisor replaced, by actor kind",
+            ),
+            &["actor"],
+        )?;
+        let workers = IntGaugeVec::new(Opts::new("workers", "WorkerActors by state"), &["state"])?;
+        registry.register(Box::new(executions.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(restarts.clone()))?;
+        registry.register(Box::new(workers.clone()))?;
+        Ok(Metrics {
+            registry,
+            executions,
+            duration,
+            restarts,
+            workers,
+        })
+    }
+
+    fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+pub struct MetricsActor;
+
+impl Actor for MetricsActor {
+    type Msg = MetricsMsg;
+    type State = Metrics;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<MetricsMsg>,
+        _: (),
+    ) -> Result<Metrics, ActorProcessingErr> {
+        Ok(Metrics::new()?)
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<MetricsMsg>,
+        msg: MetricsMsg,
+        m: &mut Metrics,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            MetricsMsg::Executed {
+                language,
+                status,
+                duration,
+            } => {
+                m.executions
+                    .with_label_values(&[language.as_str(), status.as_str()])
+                    .inc();
+                m.duration
+                    .with_label_values(&[language.as_str()])
+                    .observe(duration.as_secs_f64());
+            }
+            MetricsMsg::Restarted(actor) => m.restarts.with_label_values(&[actor]).inc(),
+            MetricsMsg::Workers { busy, idle } => {
+                m.workers.with_label_values(&["busy"]).set(busy as i64);
+                m.workers.with_label_values(&["idle"]).set(idle as i64);
+            }
+            MetricsMsg::Render(reply) => {
+                let _ = reply.send(m.render());
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,173 @@
+//! Typed configuration, loaded once at start-up.
+//!
+//! Sources, later ones winning: built-in defaults (a laptop), a TOML file (`--config`, or
+//! `codebeaker.toml` when present), then `CODEBEAKER_*` environment variables where `__`
+//! separates nested keys (`CODEBEAKER_LIMITS__MAX_TIMEOUT_SECS=60`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::sandbox::limits::ByteSize;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the REST API.
+    pub listen: SocketAddr,
+    /// Stable name of this node; containers are labelled with it so that a restarted node can
+    /// remove what its previous run left behind. Defaults to the host name.
+    pub node_id: String,
+    /// Number of WorkerActors, i.e. jobs run at once on this node.
+    pub workers: usize,
+    /// Language definitions; the built-in `languages.toml` when unset.
+    pub languages_file: Option<PathBuf>,
+    /// `auto` (pretty on a terminal, JSON otherwise), `json` or `pretty`.
+    pub log_format: LogFormat,
+    pub docker: DockerConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DockerConfig {
+    /// OCI runtime for job containers (`runc` when unset; `runsc` for gVisor).
+    pub runtime: Option<String>,
+    /// Uid:gid the job runs as inside the container; images create this user.
+    pub user: String,
+}
+
+/// Per-job limits: defaults a request gets when it names none, and the maxima it may ask for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub default_timeout_secs: f64,
+    pub max_timeout_secs: f64,
+    pub default_memory: ByteSize,
+    pub min_memory: ByteSize,
+    pub max_memory: ByteSize,
+    /// CPUs a job may use (CPU quota).
+    pub cpus: f64,
+    pub pids: i64,
+    /// Cap on each of stdout and stderr; reaching it ends the job.
+    pub output_bytes: ByteSize,
+    /// Size of each tmpfs (work dir and /tmp).
+    pub tmpfs_bytes: ByteSize,
+    /// Largest file a job may write (RLIMIT_FSIZE).
+    pub file_bytes: ByteSize,
+    pub open_files: i64,
+    pub max_code_bytes: ByteSize,
+    pub max_stdin_bytes: ByteSize,
+    /// Largest request body; checked from Content-Length before the body is read.
+    pub max_body_bytes: ByteSize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            node_id: default_node_id(),
+            workers: 4,
+            languages_file: None,
+            log_format: LogFormat::Auto,
+            docker: DockerConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        DockerConfig {
+            runtime: None,
+            user: "10001:10001".into(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            default_timeout_secs: 5.0,
+            max_timeout_secs: 60.0,
+            default_memory: ByteSize::mib(256),
+            min_memory: ByteSize::mib(16),
+            max_memory: ByteSize::mib(2048),
+            cpus: 1.0,
+            pids: 64,
+            output_bytes: ByteSize::kib(64),
+            tmpfs_bytes: ByteSize::mib(64),
+            file_bytes: ByteSize::mib(16),
+            open_files: 256,
+            max_code_bytes: ByteSize::kib(256),
+            max_stdin_bytes: ByteSize::mib(1),
+            max_body_bytes: ByteSize::mib(2),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then the file (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, figment::Error> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        figment = match file {
+            Some(path) => figment.merge(Toml::file_exact(path)),
+            None => figment.merge(Toml::file("codebeaker.toml")),
+        };
+        figment
+            .merge(Env::prefixed("CODEBEAKER_").split("__"))
+            .extract()
+    }
+}
+
+fn default_node_id() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "codebeaker".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CODEBEAKER_WORKERS", "7");
+            jail.set_env("CODEBEAKER_LIMITS__MAX_MEMORY", "512m");
+            let config = Config::load(None)?;
+            assert_eq!(config.workers, 7);
+            assert_eq!(config.limits.max_memory, ByteSize::mib(512));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_values_apply_and_unknown_keys_are_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "listen = \"127.0.0.1:9000\"\n[limits]\npids = 32\n",
+            )?;
+            let config = Config::load(Some(Path::new("c.toml")))?;
+            assert_eq!(config.listen.port(), 9000);
+            assert_eq!(config.limits.pids, 32);
+            jail.create_file("bad.toml", "listne = \"x\"\n")?;
+            assert!(Config::load(Some(Path::new("bad.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,135 @@
+//! Language definitions: data loaded from `languages.toml`, looked up by name or alias.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// The definitions shipped with the binary, used when no `languages_file` is configured.
+const BUILTIN: &str = include_str!("../languages.toml");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Language {
+    pub name: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub version: String,
+    pub image: String,
+    /// Name of the source file the code is written to, inside the work dir.
+    pub file: String,
+    /// Command that runs the program; arguments follow it.
+    pub run: Vec<String>,
+    #[serde(default)]
+    pub packages: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LanguagesError {
+    #[error("cannot read language definitions {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid language definitions: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("language name or alias `{0}` is defined twice")]
+    Duplicate(String),
+    #[error("language `{0}` has an empty run command")]
+    EmptyRun(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Languages {
+    list: Vec<Language>,
+    /// Lower-case name or alias → index into `list`.
+    index: HashMap<String, usize>,
+}
+
+#[derive(Deserialize)]
+struct File {
+    language: Vec<Language>,
+}
+
+impl Languages {
+    pub fn load(path: Option<&Path>) -> Result<Languages, LanguagesError> {
+        match path {
+            None => Self::parse(BUILTIN),
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| LanguagesError::Read {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                Self::parse(&text)
+            }
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Languages, LanguagesError> {
+        let list = toml::from_str::<File>(text)?.language;
+        let mut index = HashMap::new();
+        for (i, lang) in list.iter().enumerate() {
+            if lang.run.is_empty() {
+                return Err(LanguagesError::EmptyRun(lang.name.clone()));
+            }
+            for key in std::iter::once(&lang.name).chain(&lang.aliases) {
+                if index.insert(key.to_lowercase(), i).is_some() {
+                    return Err(LanguagesError::Duplicate(key.clone()));
+                }
+            }
+        }
+        Ok(Languages { list, index })
+    }
+
+    /// Finds a language by its name or an alias, ignoring case.
+    pub fn get(&self, name: &str) -> Option<&Language> {
+        self.index.get(&name.to_lowercase()).map(|&i| &self.list[i])
+    }
+
+    pub fn all(&self) -> &[Language] {
+        &self.list
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.list.iter().map(|l| l.name.as_str()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_definitions_resolve_names_and_aliases() {
+        let langs = Languages::load(None).unwrap();
+        for name in ["python", "py", "Python3"] {
+            assert_eq!(langs.get(name).unwrap().name, "python");
+        }
+        assert!(langs.get("cobol").is_none());
+    }
+
+    #[test]
+    fn duplicate_aliases_are_rejected() {
+        let text = r#"
+            [[language]]
+            name = "a"
+            aliases = ["x"]
+            version = "1"
+            image = "i"
+            file = "f"
+            run = ["r"]
+            [[language]]
+            name = "b"
+            aliases = ["X"]
+            version = "1"
+            image = "i"
+            file = "f"
+            run = ["r"]
+        "#;
+        assert!(matches!(
+            Languages::parse(text),
+            Err(LanguagesError::Duplicate(_))
+        ));
+    }
+}

@@ -1,0 +1,156 @@
+//! The hardened container every job runs in. One container per job, never reused.
+
+use std::collections::HashMap;
+
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, ResourcesUlimits};
+
+use super::bootstrap;
+use super::limits::Limits;
+use crate::languages::Language;
+
+pub const LABEL_EXECUTION: &str = "codebeaker.execution_id";
+pub const LABEL_NODE: &str = "codebeaker.node";
+pub const WORK_DIR: &str = "/work";
+
+/// The only environment a job sees, besides what its image sets.
+const ENV: &[&str] = &[
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME=/work",
+    "TMPDIR=/tmp",
+    "LANG=C.UTF-8",
+];
+
+pub struct Spec<'a> {
+    pub execution_id: String,
+    pub node_id: &'a str,
+    pub language: &'a Language,
+    pub limits: &'a Limits,
+    pub user: &'a str,
+    pub runtime: Option<&'a str>,
+}
+
+impl Spec<'_> {
+    pub fn build(&self) -> ContainerCreateBody {
+        let mut cmd: Vec<String> = vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            bootstrap::SCRIPT.into(),
+            "cb".into(),
+        ];
+        cmd.extend(self.language.run.iter().cloned());
+        let labels = HashMap::from([
+            (LABEL_EXECUTION.to_string(), self.execution_id.clone()),
+            (LABEL_NODE.to_string(), self.node_id.to_string()),
+        ]);
+        ContainerCreateBody {
+            image: Some(self.language.image.clone()),
+            // tini as PID 1 reaps zombies and survives the bootstrap's final `kill -9 -1`.
+            entrypoint: Some(vec!["/usr/bin/tini".into(), "--".into()]),
+            cmd: Some(cmd),
+            user: Some(self.user.to_string()),
+            working_dir: Some(WORK_DIR.into()),
+            env: Some(ENV.iter().map(|s| s.to_string()).collect()),
+            labels: Some(labels),
+            network_disabled: Some(true),
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            open_stdin: Some(true),
+            stdin_once: Some(true),
+            tty: Some(false),
+            host_config: Some(self.host_config()),
+            ..Default::default()
+        }
+    }
+
+    fn host_config(&self) -> HostConfig {
+        let l = self.limits;
+        let (uid, gid) = self.user.split_once(':').unwrap_or((self.user, self.user));
+        let tmpfs = |extra: &str| {
+            format!(
+                "rw,{extra},nosuid,nodev,size={},uid={uid},gid={gid}",
+                l.tmpfs.bytes()
+            )
+        };
+        let ulimit = |name: &str, value: i64| ResourcesUlimits {
+            name: Some(name.into()),
+            soft: Some(value),
+            hard: Some(value),
+        };
+        HostConfig {
+            network_mode: Some("none".into()),
+            readonly_rootfs: Some(true),
+            tmpfs: Some(HashMap::from([
+                // The work dir needs exec: some languages run what they compile there.
+                (WORK_DIR.to_string(), tmpfs("exec,mode=0700")),
+                ("/tmp".to_string(), tmpfs("noexec,mode=1777")),
+            ])),
+            shm_size: Some(l.tmpfs.bytes() as i64),
+            memory: Some(l.memory.bytes() as i64),
+            // Equal to memory: no swap, so a memory bomb meets the limit instead of the disk.
+            memory_swap: Some(l.memory.bytes() as i64),
+            nano_cpus: Some((l.cpus * 1e9) as i64),
+            pids_limit: Some(l.pids),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            ulimits: Some(vec![
+                ulimit("nofile", l.open_files),
+                ulimit("fsize", l.file_size.bytes() as i64),
+                ulimit("core", 0),
+            ]),
+            // Output travels only over the attach stream; no log file grows on the host.
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("none".into()),
+                config: None,
+            }),
+            runtime: self.runtime.map(str::to_string),
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LimitsConfig;
+    use crate::languages::Languages;
+
+    #[test]
+    fn every_hardening_default_is_set() {
+        let langs = Languages::load(None).unwrap();
+        let limits = Limits::resolve(&LimitsConfig::default(), None, None).unwrap();
+        let body = Spec {
+            execution_id: "e1".into(),
+            node_id: "n1",
+            language: langs.get("python").unwrap(),
+            limits: &limits,
+            user: "10001:10001",
+            runtime: None,
+        }
+        .build();
+        let host = body.host_config.as_ref().unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.memory, host.memory_swap);
+        assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["no-new-privileges".to_string()])
+        );
+        assert_eq!(host.pids_limit, Some(limits.pids));
+        let tmpfs = host.tmpfs.as_ref().unwrap();
+        assert!(tmpfs["/tmp"].contains("nosuid,nodev"));
+        assert!(tmpfs["/work"].contains(&format!("size={}", limits.tmpfs.bytes())));
+        let names: Vec<_> = host
+            .ulimits
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|u| u.name.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["nofile", "fsize", "core"]);
+        assert_eq!(body.user.as_deref(), Some("10001:10001"));
+        assert_eq!(body.labels.unwrap()[LABEL_EXECUTION], "e1");
+        assert!(body.host_config.unwrap().binds.is_none(), "no host mounts");
+    }
+}

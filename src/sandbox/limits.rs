@@ -1,0 +1,184 @@
+//! Byte sizes and the per-job limits resolved from a request and the server's bounds.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::config::LimitsConfig;
+
+/// A number of bytes, written in config and requests as `"128m"`, `"64k"`, `"1g"` or a bare
+/// integer of bytes. Suffixes are binary (k = 1024).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    pub const fn kib(n: u64) -> Self {
+        ByteSize(n * 1024)
+    }
+    pub const fn mib(n: u64) -> Self {
+        ByteSize(n * 1024 * 1024)
+    }
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("`{0}` is not a size: use a number of bytes or a number with k, m or g (e.g. \"128m\")")]
+pub struct ParseByteSizeError(String);
+
+impl FromStr for ByteSize {
+    type Err = ParseByteSizeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseByteSizeError(s.to_string());
+        let t = s.trim().to_ascii_lowercase();
+        let t = t.strip_suffix('b').unwrap_or(&t);
+        let t = t.strip_suffix('i').unwrap_or(t);
+        let (digits, shift) = match t.char_indices().last() {
+            Some((i, 'k')) => (&t[..i], 10),
+            Some((i, 'm')) => (&t[..i], 20),
+            Some((i, 'g')) => (&t[..i], 30),
+            _ => (t, 0),
+        };
+        let n: u64 = digits.trim().parse().map_err(|_| err())?;
+        n.checked_mul(1 << shift).map(ByteSize).ok_or_else(err)
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0;
+        for (unit, shift) in [("g", 30), ("m", 20), ("k", 10)] {
+            if n >= 1 << shift && n % (1 << shift) == 0 {
+                return write!(f, "{}{unit}", n >> shift);
+            }
+        }
+        write!(f, "{n}")
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(ByteSize(n)),
+            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// The limits one job runs under, after defaults and bounds were applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub memory: ByteSize,
+    pub cpus: f64,
+    pub pids: i64,
+    pub output: ByteSize,
+    pub tmpfs: ByteSize,
+    pub file_size: ByteSize,
+    pub open_files: i64,
+}
+
+/// A requested limit outside what the server allows.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{field} must be between {min} and {max}; got {got}")]
+pub struct LimitError {
+    pub field: &'static str,
+    pub min: String,
+    pub max: String,
+    pub got: String,
+}
+
+impl Limits {
+    /// Applies the request's `timeout` (seconds) and `memory_limit` over the server defaults,
+    /// refusing values outside the server's bounds rather than silently clamping them.
+    pub fn resolve(
+        cfg: &LimitsConfig,
+        timeout_secs: Option<f64>,
+        memory: Option<ByteSize>,
+    ) -> Result<Limits, LimitError> {
+        let timeout = timeout_secs.unwrap_or(cfg.default_timeout_secs);
+        if !(timeout > 0.0 && timeout <= cfg.max_timeout_secs) {
+            return Err(LimitError {
+                field: "timeout",
+                min: "more than 0".into(),
+                max: format!("{} seconds", cfg.max_timeout_secs),
+                got: timeout.to_string(),
+            });
+        }
+        let memory = memory.unwrap_or(cfg.default_memory);
+        if memory < cfg.min_memory || memory > cfg.max_memory {
+            return Err(LimitError {
+                field: "memory_limit",
+                min: cfg.min_memory.to_string(),
+                max: cfg.max_memory.to_string(),
+                got: memory.to_string(),
+            });
+        }
+        Ok(Limits {
+            timeout: Duration::from_secs_f64(timeout),
+            memory,
+            cpus: cfg.cpus,
+            pids: cfg.pids,
+            output: cfg.output_bytes,
+            tmpfs: cfg.tmpfs_bytes,
+            file_size: cfg.file_bytes,
+            open_files: cfg.open_files,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sizes_with_and_without_suffixes() {
+        assert_eq!("128m".parse(), Ok(ByteSize::mib(128)));
+        assert_eq!("128MiB".parse(), Ok(ByteSize::mib(128)));
+        assert_eq!("64k".parse(), Ok(ByteSize::kib(64)));
+        assert_eq!("1g".parse(), Ok(ByteSize(1 << 30)));
+        assert_eq!("4096".parse(), Ok(ByteSize(4096)));
+        assert!("lots".parse::<ByteSize>().is_err());
+        assert!("-1m".parse::<ByteSize>().is_err());
+        assert!("99999999999999999g".parse::<ByteSize>().is_err());
+    }
+
+    #[test]
+    fn displays_in_the_largest_exact_unit() {
+        assert_eq!(ByteSize::mib(128).to_string(), "128m");
+        assert_eq!(ByteSize(1 << 30).to_string(), "1g");
+        assert_eq!(ByteSize(1500).to_string(), "1500");
+    }
+
+    #[test]
+    fn defaults_apply_and_out_of_range_values_name_the_field() {
+        let cfg = LimitsConfig::default();
+        let limits = Limits::resolve(&cfg, None, None).unwrap();
+        assert_eq!(limits.timeout, Duration::from_secs(5));
+        assert_eq!(limits.memory, cfg.default_memory);
+
+        let err = Limits::resolve(&cfg, Some(0.0), None).unwrap_err();
+        assert_eq!(err.field, "timeout");
+        let err = Limits::resolve(&cfg, Some(cfg.max_timeout_secs + 1.0), None).unwrap_err();
+        assert_eq!(err.field, "timeout");
+        let err = Limits::resolve(&cfg, None, Some(ByteSize::kib(1))).unwrap_err();
+        assert_eq!(err.field, "memory_limit");
+        assert!(err.to_string().contains("between 16m and 2g"), "{err}");
+    }
+}

@@ -1,0 +1,133 @@
+//! From how an execution ended to the status and record a client sees.
+
+use chrono::Utc;
+
+use super::bootstrap;
+use super::execute::{Ending, Outcome};
+use crate::model::{ExecutionRecord, Job, Status};
+
+impl Outcome {
+    /// The status, decided from facts the node or Docker observed, never guessed from an exit
+    /// code: a client should not have to interpret 137.
+    pub fn status(&self) -> Status {
+        match self.ending {
+            Ending::TimedOut => Status::TimeLimitExceeded,
+            Ending::OutputLimit => Status::OutputLimitExceeded,
+            Ending::Exited if self.stdout.truncated || self.stderr.truncated => {
+                Status::OutputLimitExceeded
+            }
+            Ending::Exited if self.oom_killed => Status::MemoryLimitExceeded,
+            Ending::Exited if self.report.is_some() => Status::Completed,
+            Ending::Exited => Status::InternalError,
+        }
+    }
+
+    pub fn into_record(self, job: &Job, node: &str) -> ExecutionRecord {
+        let status = self.status();
+        let exit_code = self.report.map(|r| r.exit_code);
+        let error = (status == Status::InternalError).then(|| match self.container_exit {
+            Some(bootstrap::EXIT_NO_NONCE | bootstrap::EXIT_UNPACK_FAILED) => {
+                "the job's files could not be unpacked in the container".to_string()
+            }
+            code => format!(
+                "the container ended without its final report (exit code {})",
+                code.map_or("unknown".into(), |c| c.to_string())
+            ),
+        });
+        ExecutionRecord {
+            status,
+            exit_code,
+            signal: exit_code.and_then(signal_name).map(str::to_string),
+            stdout: self.stdout.text(),
+            stderr: self.stderr.text(),
+            stdout_truncated: self.stdout.truncated,
+            stderr_truncated: self.stderr.truncated,
+            duration_ms: Some(self.duration.as_millis() as u64),
+            cpu_time_ms: self.report.map(|r| r.cpu_time.as_millis() as u64),
+            memory_peak_bytes: self.report.map(|r| r.memory_peak_bytes),
+            node: Some(node.to_string()),
+            error,
+            started_at: Some(self.started_at),
+            finished_at: Some(Utc::now()),
+            ..ExecutionRecord::new(job, status)
+        }
+    }
+}
+
+/// The signal behind a shell exit status of 128+n.
+fn signal_name(exit_code: i64) -> Option<&'static str> {
+    Some(match exit_code.checked_sub(128)? {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::sandbox::bootstrap::Report;
+    use crate::sandbox::output::Capped;
+
+    fn outcome(ending: Ending, report: Option<i64>) -> Outcome {
+        Outcome {
+            ending,
+            container_exit: report,
+            oom_killed: false,
+            report: report.map(|exit_code| Report {
+                exit_code,
+                memory_peak_bytes: 1,
+                cpu_time: Duration::ZERO,
+            }),
+            stdout: Capped::new(4),
+            stderr: Capped::new(4),
+            started_at: Utc::now(),
+            duration: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn statuses_follow_what_was_observed() {
+        assert_eq!(outcome(Ending::Exited, Some(3)).status(), Status::Completed);
+        assert_eq!(
+            outcome(Ending::TimedOut, None).status(),
+            Status::TimeLimitExceeded
+        );
+        assert_eq!(
+            outcome(Ending::OutputLimit, None).status(),
+            Status::OutputLimitExceeded
+        );
+        let mut oom = outcome(Ending::Exited, Some(137));
+        oom.oom_killed = true;
+        assert_eq!(oom.status(), Status::MemoryLimitExceeded);
+        let mut flood = outcome(Ending::Exited, Some(0));
+        flood.stderr.push(b"12345");
+        assert_eq!(flood.status(), Status::OutputLimitExceeded);
+        assert_eq!(
+            outcome(Ending::Exited, None).status(),
+            Status::InternalError
+        );
+    }
+
+    #[test]
+    fn signals_are_named() {
+        assert_eq!(signal_name(137), Some("SIGKILL"));
+        assert_eq!(signal_name(153), Some("SIGXFSZ"));
+        assert_eq!(signal_name(1), None);
+        assert_eq!(signal_name(0), None);
+    }
+}
