@@ -124,22 +124,29 @@ impl Node {
         }
     }
 
-    /// Stops taking requests, stops the actors, and removes every container of this node.
+    /// Stops taking requests, ends running jobs, stops the actors, and removes every container
+    /// of this node. (Draining jobs to other nodes comes with the queue.)
     pub async fn shutdown(self) {
         tracing::info!(node = self.node_id(), "shutting down");
         let _ = self.stop_server.send(());
+        remove_containers(&self.ctx, "running at shutdown").await;
         let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
         self.supervisor
             .stop_and_wait(Some("node shutdown".into()), Some(Duration::from_secs(10)))
             .await
             .ok();
         let _ = self.supervisor_done.await;
-        match self.ctx.sandbox.remove_node_containers().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "removed containers still running at shutdown"),
-            Err(e) => tracing::warn!(error = %e, "could not clean up containers at shutdown"),
-        }
+        remove_containers(&self.ctx, "created during shutdown").await;
         tracing::info!("stopped");
+    }
+
+}
+
+async fn remove_containers(ctx: &NodeContext, what: &str) {
+    match ctx.sandbox.remove_node_containers().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "removed containers {what}"),
+        Err(e) => tracing::warn!(error = %e, "could not remove containers {what}"),
     }
 }
 

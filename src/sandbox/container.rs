@@ -44,6 +44,8 @@ impl Spec<'_> {
         ]);
         ContainerCreateBody {
             image: Some(self.language.image.clone()),
+            // Not the container id, which would tell the job where it runs.
+            hostname: Some("sandbox".into()),
             // tini as PID 1 reaps zombies and survives the bootstrap's final `kill -9 -1`.
             entrypoint: Some(vec!["/usr/bin/tini".into(), "--".into()]),
             cmd: Some(cmd),
