@@ -139,7 +139,6 @@ impl Node {
         remove_containers(&self.ctx, "created during shutdown").await;
         tracing::info!("stopped");
     }
-
 }
 
 async fn remove_containers(ctx: &NodeContext, what: &str) {

@@ -84,23 +84,49 @@ async fn a_background_process_is_gone_when_the_job_ends() {
     assert_eq!(r["stdout"], "started\n");
     // The job ended when its main program did, not when the sleeps would have.
     assert!(r["duration_ms"].as_u64().unwrap() < 5000);
-    assert!(node.containers().await.is_empty(), "no labelled container is left");
-    let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    assert!(
+        node.containers().await.is_empty(),
+        "no labelled container is left"
+    );
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
     let ps = String::from_utf8_lossy(&ps.stdout);
-    assert!(!ps.contains("sleep 987") && !ps.contains("sleep 986"), "{ps}");
+    assert!(
+        !ps.contains("sleep 987") && !ps.contains("sleep 986"),
+        "{ps}"
+    );
 }
 
 #[tokio::test]
 async fn a_new_node_removes_containers_its_earlier_run_left() {
     let config = test_config(1);
-    let sandbox = Sandbox::connect(&config.node_id, &config.docker).await.unwrap();
+    let sandbox = Sandbox::connect(&config.node_id, &config.docker)
+        .await
+        .unwrap();
     let label = format!("codebeaker.node={}", config.node_id);
     let created = std::process::Command::new("docker")
-        .args(["create", "--label", &label, "--network", "none", "codebeaker/python:latest", "true"])
+        .args([
+            "create",
+            "--label",
+            &label,
+            "--network",
+            "none",
+            "codebeaker/python:latest",
+            "true",
+        ])
         .output()
         .unwrap();
     assert!(created.status.success());
-    assert_eq!(sandbox.list_labelled("codebeaker.node", &config.node_id).await.unwrap().len(), 1);
+    assert_eq!(
+        sandbox
+            .list_labelled("codebeaker.node", &config.node_id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let node = TestNode::with_config(config).await;
     assert!(node.containers().await.is_empty());
 }
@@ -116,10 +142,21 @@ async fn shutdown_removes_the_containers_of_running_jobs() {
             .send()
             .await
     });
-    assert!(eventually(Duration::from_secs(10), || async { node.containers().await.len() == 1 }).await);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            node.containers().await.len() == 1
+        })
+        .await
+    );
     let node_id = node.node.node_id().to_string();
     node.node.shutdown().await;
-    let sandbox = Sandbox::connect(&node_id, &Default::default()).await.unwrap();
-    assert!(sandbox.list_labelled("codebeaker.node", &node_id).await.unwrap().is_empty());
+    let sandbox = Sandbox::connect(&node_id, &Default::default())
+        .await
+        .unwrap();
+    assert!(sandbox
+        .list_labelled("codebeaker.node", &node_id)
+        .await
+        .unwrap()
+        .is_empty());
     pending.abort();
 }

@@ -62,7 +62,12 @@ async fn the_declared_version_is_the_image_version() {
     let r = node
         .python("import platform\nprint(platform.python_version(), end='')")
         .await;
-    let declared = Languages::load(None).unwrap().get("python").unwrap().version.clone();
+    let declared = Languages::load(None)
+        .unwrap()
+        .get("python")
+        .unwrap()
+        .version
+        .clone();
     assert_eq!(r["stdout"], declared.as_str());
     assert_eq!(r["version"], declared.as_str());
 }

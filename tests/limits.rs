@@ -17,9 +17,15 @@ async fn an_infinite_loop_is_time_limit_exceeded_within_timeout_plus_2s() {
     let elapsed = start.elapsed();
     assert_eq!(r["status"], "time_limit_exceeded");
     assert_eq!(r["exit_code"], serde_json::Value::Null);
-    assert!(elapsed < Duration::from_secs(4), "answered after {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "answered after {elapsed:?}"
+    );
     assert!(r["duration_ms"].as_u64().unwrap() >= 2000);
-    assert!(node.containers().await.is_empty(), "the killed container is removed");
+    assert!(
+        node.containers().await.is_empty(),
+        "the killed container is removed"
+    );
 }
 
 #[tokio::test]
@@ -52,7 +58,8 @@ async fn allocating_1gib_under_128m_is_memory_limit_exceeded() {
 #[tokio::test]
 async fn a_fork_bomb_hits_the_pids_limit_and_the_next_job_succeeds() {
     let node = TestNode::start(1).await;
-    let bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass";
+    let bomb =
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass";
     let r = node
         .run(json!({"language": "python", "code": bomb, "timeout": 2}))
         .await;
@@ -78,9 +85,7 @@ async fn forks_past_the_pids_limit_fail_inside_the_job() {
 #[tokio::test]
 async fn printing_forever_is_output_limit_exceeded_with_exactly_the_cap() {
     let node = TestNode::start(1).await;
-    let r = node
-        .python("while True:\n    print('x' * 1000)")
-        .await;
+    let r = node.python("while True:\n    print('x' * 1000)").await;
     assert_eq!(r["status"], "output_limit_exceeded");
     assert_eq!(r["stdout_truncated"], true);
     assert_eq!(r["stderr_truncated"], false);

@@ -33,7 +33,9 @@ impl TestNode {
 
     pub async fn with_config(config: Config) -> TestNode {
         codebeaker::telemetry::init(codebeaker::config::LogFormat::Pretty);
-        let node = Node::start(config).await.expect("node starts (is dockerd up? run scripts/setup.sh)");
+        let node = Node::start(config)
+            .await
+            .expect("node starts (is dockerd up? run scripts/setup.sh)");
         let url = format!("http://{}", node.addr);
         TestNode {
             node,
@@ -83,8 +85,13 @@ impl TestNode {
 
     /// Ids of this node's containers that still exist, running or not.
     pub async fn containers(&self) -> Vec<String> {
-        let sandbox = Sandbox::connect(self.node.node_id(), &Default::default()).await.unwrap();
-        sandbox.list_labelled(LABEL_NODE, self.node.node_id()).await.unwrap()
+        let sandbox = Sandbox::connect(self.node.node_id(), &Default::default())
+            .await
+            .unwrap();
+        sandbox
+            .list_labelled(LABEL_NODE, self.node.node_id())
+            .await
+            .unwrap()
     }
 }
 

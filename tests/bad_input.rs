@@ -1,0 +1,131 @@
+//! Every kind of bad input gets its 4xx JSON error, and nothing runs or is left behind.
+
+mod common;
+
+use common::TestNode;
+use serde_json::{json, Value};
+
+fn assert_error(status: u16, body: &Value, want_status: u16, code: &str, field: Option<&str>) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert_eq!(
+        body["error"]["field"],
+        field.map_or(Value::Null, |f| json!(f)),
+        "{body}"
+    );
+    assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn invalid_json_is_400() {
+    let node = TestNode::start(1).await;
+    let (status, body) = node.post_raw("{\"language\": \"python\", \"code\": ").await;
+    assert_error(status, &body, 400, "invalid_json", None);
+    let (status, body) = node.post(json!({"code": "print(1)"})).await;
+    assert_error(status, &body, 400, "invalid_json", None);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("missing field `language`"));
+}
+
+#[tokio::test]
+async fn an_unsupported_field_is_400_not_silently_ignored() {
+    let node = TestNode::start(1).await;
+    let (status, body) = node
+        .post(json!({"language": "python", "code": "print(1)", "network_enabled": true}))
+        .await;
+    assert_error(status, &body, 400, "invalid_json", None);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("network_enabled"));
+}
+
+#[tokio::test]
+async fn an_unknown_language_is_400_and_lists_the_known_ones() {
+    let node = TestNode::start(1).await;
+    let (status, body) = node.post(json!({"language": "cobol", "code": "x"})).await;
+    assert_error(status, &body, 400, "unknown_language", Some("language"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("known languages: python"));
+}
+
+#[tokio::test]
+async fn empty_code_is_422() {
+    let node = TestNode::start(1).await;
+    let (status, body) = node
+        .post(json!({"language": "python", "code": " \n "}))
+        .await;
+    assert_error(status, &body, 422, "invalid_field", Some("code"));
+}
+
+#[tokio::test]
+async fn out_of_range_limits_are_422_naming_the_field_and_range() {
+    let node = TestNode::start(1).await;
+    for timeout in [json!(0), json!(-1), json!(61)] {
+        let (status, body) = node
+            .post(json!({"language": "python", "code": "print(1)", "timeout": timeout}))
+            .await;
+        assert_error(status, &body, 422, "limit_out_of_range", Some("timeout"));
+    }
+    for memory in ["1k", "64g"] {
+        let (status, body) = node
+            .post(json!({"language": "python", "code": "print(1)", "memory_limit": memory}))
+            .await;
+        assert_error(
+            status,
+            &body,
+            422,
+            "limit_out_of_range",
+            Some("memory_limit"),
+        );
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("between 16m and 2g"));
+    }
+    let (status, body) = node
+        .post(json!({"language": "python", "code": "print(1)", "memory_limit": "lots"}))
+        .await;
+    assert_error(status, &body, 400, "invalid_json", None);
+}
+
+#[tokio::test]
+async fn code_over_the_size_limit_is_413() {
+    let node = TestNode::start(1).await;
+    let code = format!("# {}\nprint(1)", "x".repeat(256 * 1024));
+    let (status, body) = node.post(json!({"language": "python", "code": code})).await;
+    assert_error(status, &body, 413, "too_large", Some("code"));
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413_before_it_is_read() {
+    let node = TestNode::start(1).await;
+    let (status, body) = node.post_raw(vec![b' '; 3 * 1024 * 1024]).await;
+    assert_error(status, &body, 413, "body_too_large", None);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_json_errors() {
+    let node = TestNode::start(1).await;
+    let (status, body) = node.get("/nope").await;
+    assert_eq!(status, 404);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    let (status, body) = node.get("/execute").await;
+    assert_eq!(status, 405, "{body}");
+}
+
+#[tokio::test]
+async fn bad_input_starts_no_container() {
+    let node = TestNode::start(1).await;
+    node.post(json!({"language": "cobol", "code": "x"})).await;
+    node.post(json!({"language": "python", "code": "x", "timeout": 999}))
+        .await;
+    assert!(node.containers().await.is_empty());
+    let (_, text) = node.get("/metrics").await;
+    assert!(!text.contains("codebeaker_executions_total{"), "{text}");
+}
