@@ -41,6 +41,12 @@ start_dockerd() {
   exit 1
 }
 
+# The Debian mirror this machine's apt already uses (debootstrap's default when none is found).
+apt_mirror() {
+  awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null \
+    || true
+}
+
 build_base() {
   if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then say "base image $BASE_IMAGE present"; return; fi
   if timeout 20 docker pull -q debian:bookworm-slim >/dev/null 2>&1; then
@@ -51,7 +57,7 @@ build_base() {
   say "no registry reachable: bootstrapping Debian bookworm with debootstrap (about a minute)"
   local root="$DATA_DIR/bookworm-rootfs"
   rm -rf "$root"; mkdir -p "$root"
-  debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >"$DATA_DIR/debootstrap.log" 2>&1 \
+  debootstrap --variant=minbase bookworm "$root" $(apt_mirror) >"$DATA_DIR/debootstrap.log" 2>&1 \
     || { tail -20 "$DATA_DIR/debootstrap.log" >&2; exit 1; }
   say "importing the root filesystem as $BASE_IMAGE"
   tar -C "$root" -c . | docker import -c 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null

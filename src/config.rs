@@ -119,7 +119,7 @@ impl Default for LimitsConfig {
 
 impl Config {
     /// Loads defaults, then the file (if any), then the environment.
-    pub fn load(file: Option<&Path>) -> Result<Config, figment::Error> {
+    pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         figment = match file {
             Some(path) => figment.merge(Toml::file_exact(path)),
@@ -128,6 +128,7 @@ impl Config {
         figment
             .merge(Env::prefixed("CODEBEAKER_").split("__"))
             .extract()
+            .map_err(Box::new)
     }
 }
 
@@ -140,6 +141,7 @@ fn default_node_id() -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's own signature
 mod tests {
     use super::*;
 
@@ -148,7 +150,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("CODEBEAKER_WORKERS", "7");
             jail.set_env("CODEBEAKER_LIMITS__MAX_MEMORY", "512m");
-            let config = Config::load(None)?;
+            let config = Config::load(None).map_err(|e| *e)?;
             assert_eq!(config.workers, 7);
             assert_eq!(config.limits.max_memory, ByteSize::mib(512));
             Ok(())
@@ -162,7 +164,7 @@ mod tests {
                 "c.toml",
                 "listen = \"127.0.0.1:9000\"\n[limits]\npids = 32\n",
             )?;
-            let config = Config::load(Some(Path::new("c.toml")))?;
+            let config = Config::load(Some(Path::new("c.toml"))).map_err(|e| *e)?;
             assert_eq!(config.listen.port(), 9000);
             assert_eq!(config.limits.pids, 32);
             jail.create_file("bad.toml", "listne = \"x\"\n")?;

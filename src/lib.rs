@@ -10,9 +10,12 @@
 //! - [`config`]: typed configuration, loaded once (file, then `CODEBEAKER_*` environment).
 //! - [`node`]: wires the pieces into a running node and shuts it down cleanly.
 //! - [`telemetry`]: tracing setup (pretty on a terminal, JSON otherwise).
+//! - [`client`], [`bench`]: a REST client for the CLI, and `codebeaker bench`.
 
 pub mod actors;
 pub mod api;
+pub mod bench;
+pub mod client;
 pub mod config;
 pub mod languages;
 pub mod model;

@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use codebeaker::bench::BenchOptions;
 use codebeaker::config::Config;
 use codebeaker::node::Node;
 
@@ -31,6 +32,18 @@ enum Command {
         #[arg(long)]
         workers: Option<usize>,
     },
+    /// Measure a running server's latency beside `docker run --rm` and a bare process.
+    Bench {
+        /// The server's REST address.
+        #[arg(long, default_value = "http://127.0.0.1:8000")]
+        url: String,
+        /// Runs per workload.
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[tokio::main]
@@ -49,6 +62,29 @@ async fn main() -> ExitCode {
             config.listen = listen.unwrap_or(config.listen);
             config.workers = workers.unwrap_or(config.workers);
             serve(config).await
+        }
+        Command::Bench { url, runs, json } => {
+            bench(BenchOptions { url, runs }, &config, json).await
+        }
+    }
+}
+
+async fn bench(options: BenchOptions, config: &Config, json: bool) -> ExitCode {
+    match codebeaker::bench::run(&options, config).await {
+        Ok(results) if json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&results).expect("serialisable")
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(results) => {
+            codebeaker::bench::print_table(&results);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("codebeaker bench: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -50,5 +50,5 @@ pub mod names {
 
 /// Looks up a live actor by its registered name.
 pub fn lookup<M: ractor::Message>(name: &str) -> Option<ActorRef<M>> {
-    ractor::registry::where_is(name.to_string()).map(ActorRef::from)
+    ractor::registry::where_is(name).map(ActorRef::from)
 }

@@ -18,7 +18,7 @@ use crate::model::{ExecutionRecord, Job};
 
 pub enum SupervisorMsg {
     /// Run a job; its record comes back on the port.
-    Submit(Job, RpcReplyPort<ExecutionRecord>),
+    Submit(Box<Job>, RpcReplyPort<ExecutionRecord>),
     /// A worker finished its job and can take another.
     WorkerIdle(ActorId),
     /// A snapshot of the node, for health, tests and operators.

@@ -13,7 +13,7 @@ use crate::model::{ExecutionRecord, Job};
 
 /// A job and where its record goes.
 pub struct Assignment {
-    pub job: Job,
+    pub job: Box<Job>,
     pub reply: RpcReplyPort<ExecutionRecord>,
 }
 

@@ -91,7 +91,10 @@ async fn run_sync(body: &[u8], state: &ApiState) -> Result<ExecutionRecord, ApiE
     let submitted = job.clone();
     let answer = state
         .supervisor
-        .call(|port| SupervisorMsg::Submit(submitted, port), Some(wait))
+        .call(
+            |port| SupervisorMsg::Submit(Box::new(submitted), port),
+            Some(wait),
+        )
         .await
         .map_err(|_| ApiError::Unavailable("this node is shutting down".into()))?;
     Ok(match answer {

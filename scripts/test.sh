@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests and integration tests against the real Docker engine.
+# Sets the machine up first (idempotent), so it works on a fresh Debian 12 machine as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+if cargo nextest --version >/dev/null 2>&1; then
+  echo "[test] cargo nextest run $*"
+  cargo nextest run --no-fail-fast "$@"
+else
+  echo "[test] cargo-nextest not found; using cargo test"
+  cargo test "$@"
+fi

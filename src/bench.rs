@@ -1,0 +1,286 @@
+//! `codebeaker bench`: latency of a running server beside two baselines measured in the same
+//! run: a bare interpreter process on the host, and `docker run --rm` with the same hardening
+//! the node applies.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use bollard::models::ContainerCreateBody;
+use serde::Serialize;
+
+use crate::client::{Client, ClientError};
+use crate::config::Config;
+use crate::languages::Languages;
+use crate::model::{ExecuteRequest, Status};
+use crate::sandbox::container::Spec;
+use crate::sandbox::limits::Limits;
+
+#[derive(Debug, Serialize)]
+pub struct Measurement {
+    pub name: String,
+    pub runs: usize,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub per_second: f64,
+    /// p50 of this workload divided by the p50 of `docker run --rm`.
+    pub vs_docker_run: Option<f64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("a benchmark job ended {0:?} instead of completed")]
+    JobFailed(Status),
+    #[error("baseline `{command}` failed: {detail}")]
+    Baseline { command: String, detail: String },
+}
+
+pub struct BenchOptions {
+    pub url: String,
+    pub runs: usize,
+}
+
+pub async fn run(options: &BenchOptions, config: &Config) -> Result<Vec<Measurement>, BenchError> {
+    let client = Client::new(&options.url);
+    let request = ExecuteRequest {
+        language: "python".into(),
+        code: "print(1)".into(),
+        stdin: String::new(),
+        timeout: None,
+        memory_limit: None,
+    };
+    let docker_args = docker_run_args(config);
+    let mut results = vec![
+        measure("bare python3 process", options.runs, || {
+            command(host_python(), &["-c", "print(1)"])
+        })
+        .await?,
+        measure("docker run --rm (same hardening)", options.runs, || {
+            command("docker", &docker_args)
+        })
+        .await?,
+        measure(
+            "POST /execute print(1), sequential",
+            options.runs,
+            || async {
+                let record = client.execute(&request).await?;
+                match record.status {
+                    Status::Completed => Ok(()),
+                    other => Err(BenchError::JobFailed(other)),
+                }
+            },
+        )
+        .await?,
+    ];
+    let docker_p50 = results[1].p50_ms;
+    for m in &mut results {
+        m.vs_docker_run = Some(m.p50_ms / docker_p50);
+    }
+    Ok(results)
+}
+
+/// Runs `op` `runs` times in sequence, after one unmeasured warm-up run.
+async fn measure<F, Fut>(name: &str, runs: usize, mut op: F) -> Result<Measurement, BenchError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), BenchError>>,
+{
+    eprintln!("bench: {name} × {runs} …");
+    op().await?;
+    let mut samples = Vec::with_capacity(runs);
+    let total = Instant::now();
+    for _ in 0..runs {
+        let start = Instant::now();
+        op().await?;
+        samples.push(start.elapsed());
+    }
+    let elapsed = total.elapsed();
+    samples.sort();
+    Ok(Measurement {
+        name: name.to_string(),
+        runs,
+        p50_ms: ms(percentile(&samples, 0.50)),
+        p90_ms: ms(percentile(&samples, 0.90)),
+        p99_ms: ms(percentile(&samples, 0.99)),
+        per_second: runs as f64 / elapsed.as_secs_f64(),
+        vs_docker_run: None,
+    })
+}
+
+async fn command(program: &str, args: &[impl AsRef<std::ffi::OsStr>]) -> Result<(), BenchError> {
+    let output = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await;
+    let failed = |detail: String| BenchError::Baseline {
+        command: program.to_string(),
+        detail,
+    };
+    match output {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(failed(String::from_utf8_lossy(&out.stderr).into_owned())),
+        Err(e) => Err(failed(e.to_string())),
+    }
+}
+
+/// The system interpreter: a version manager's shim on PATH (pyenv) would add its own start-up.
+fn host_python() -> &'static str {
+    if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+/// Nearest-rank percentile of sorted samples.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
+}
+
+/// The `docker run` command line equivalent to the node's container spec for a python job,
+/// derived from the same [`Spec`] so that the baseline cannot drift from what the node does.
+fn docker_run_args(config: &Config) -> Vec<String> {
+    let languages = Languages::load(config.languages_file.as_deref()).expect("languages load");
+    let language = languages.get("python").expect("python is defined");
+    let limits = Limits::resolve(&config.limits, None, None).expect("defaults are valid");
+    let body = Spec {
+        execution_id: "bench".into(),
+        node_id: "bench",
+        language,
+        limits: &limits,
+        user: &config.docker.user,
+        runtime: config.docker.runtime.as_deref(),
+    }
+    .build();
+    cli_args(&body, &["python3", "-c", "print(1)"])
+}
+
+fn cli_args(body: &ContainerCreateBody, cmd: &[&str]) -> Vec<String> {
+    let host = body.host_config.clone().unwrap_or_default();
+    let mut args: Vec<String> = vec!["run".into(), "--rm".into()];
+    let mut flag = |name: &str, value: String| {
+        args.push(format!("--{name}={value}"));
+    };
+    if let Some(v) = host.network_mode {
+        flag("network", v);
+    }
+    if host.readonly_rootfs == Some(true) {
+        flag("read-only", "true".into());
+    }
+    for (path, options) in host.tmpfs.unwrap_or_default() {
+        flag("tmpfs", format!("{path}:{options}"));
+    }
+    if let Some(v) = host.memory {
+        flag("memory", v.to_string());
+    }
+    if let Some(v) = host.memory_swap {
+        flag("memory-swap", v.to_string());
+    }
+    if let Some(v) = host.nano_cpus {
+        flag("cpus", format!("{}", v as f64 / 1e9));
+    }
+    if let Some(v) = host.pids_limit {
+        flag("pids-limit", v.to_string());
+    }
+    if let Some(v) = host.shm_size {
+        flag("shm-size", v.to_string());
+    }
+    for cap in host.cap_drop.unwrap_or_default() {
+        flag("cap-drop", cap);
+    }
+    for opt in host.security_opt.unwrap_or_default() {
+        flag("security-opt", opt);
+    }
+    for u in host.ulimits.unwrap_or_default() {
+        let (name, soft, hard) = (
+            u.name.unwrap_or_default(),
+            u.soft.unwrap_or(0),
+            u.hard.unwrap_or(0),
+        );
+        flag("ulimit", format!("{name}={soft}:{hard}"));
+    }
+    if let Some(log) = host.log_config.and_then(|l| l.typ) {
+        flag("log-driver", log);
+    }
+    if let Some(runtime) = host.runtime {
+        flag("runtime", runtime);
+    }
+    if let Some(user) = &body.user {
+        flag("user", user.clone());
+    }
+    if let Some(dir) = &body.working_dir {
+        flag("workdir", dir.clone());
+    }
+    for env in body.env.clone().unwrap_or_default() {
+        flag("env", env);
+    }
+    let entrypoint = body.entrypoint.clone().unwrap_or_default();
+    if let Some(first) = entrypoint.first() {
+        flag("entrypoint", first.clone());
+    }
+    args.push(body.image.clone().unwrap_or_default());
+    args.extend(entrypoint.into_iter().skip(1));
+    args.extend(cmd.iter().map(|s| s.to_string()));
+    args
+}
+
+/// Prints the measurements as a table.
+pub fn print_table(results: &[Measurement]) {
+    println!(
+        "{:<38} {:>5} {:>9} {:>9} {:>9} {:>8} {:>14}",
+        "workload", "runs", "p50 ms", "p90 ms", "p99 ms", "per s", "p50/docker run"
+    );
+    for m in results {
+        println!(
+            "{:<38} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>8.1} {:>14.2}",
+            m.name,
+            m.runs,
+            m.p50_ms,
+            m.p90_ms,
+            m.p99_ms,
+            m.per_second,
+            m.vs_docker_run.unwrap_or(f64::NAN)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&samples, 0.5), Duration::from_millis(50));
+        assert_eq!(percentile(&samples, 0.99), Duration::from_millis(99));
+        assert_eq!(percentile(&samples[..1], 0.9), Duration::from_millis(1));
+    }
+
+    #[test]
+    fn the_docker_baseline_carries_the_hardening() {
+        let args = docker_run_args(&Config::default()).join(" ");
+        for expected in [
+            "--network=none",
+            "--read-only=true",
+            "--cap-drop=ALL",
+            "--security-opt=no-new-privileges",
+            "--pids-limit=64",
+            "--ulimit=nofile=256:256",
+            "--user=10001:10001",
+            "--entrypoint=/usr/bin/tini codebeaker/python:latest -- python3 -c print(1)",
+        ] {
+            assert!(args.contains(expected), "missing {expected} in {args}");
+        }
+    }
+}
