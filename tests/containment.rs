@@ -134,14 +134,9 @@ async fn a_new_node_removes_containers_its_earlier_run_left() {
 #[tokio::test]
 async fn shutdown_removes_the_containers_of_running_jobs() {
     let node = TestNode::start(1).await;
-    let url = node.url.clone();
-    let pending = tokio::spawn(async move {
-        reqwest::Client::new()
-            .post(format!("{url}/execute"))
-            .json(&json!({"language": "python", "code": "import time; time.sleep(60)", "timeout": 60}))
-            .send()
-            .await
-    });
+    let pending = node.spawn_post(
+        json!({"language": "python", "code": "import time; time.sleep(60)", "timeout": 60}),
+    );
     assert!(
         eventually(Duration::from_secs(10), || async {
             node.containers().await.len() == 1

@@ -35,16 +35,9 @@ async fn a_killed_worker_is_replaced_and_the_replacement_serves_the_next_job() {
 #[tokio::test]
 async fn a_worker_killed_mid_job_answers_internal_error_and_its_container_goes() {
     let node = TestNode::start(1).await;
-    let url = node.url.clone();
-    let pending = tokio::spawn(async move {
-        let response = reqwest::Client::new()
-            .post(format!("{url}/execute"))
-            .json(&json!({"language": "python", "code": "import time; time.sleep(60)", "timeout": 60}))
-            .send()
-            .await
-            .unwrap();
-        response.json::<serde_json::Value>().await.unwrap()
-    });
+    let pending = node.spawn_post(
+        json!({"language": "python", "code": "import time; time.sleep(60)", "timeout": 60}),
+    );
     assert!(
         eventually(Duration::from_secs(10), || async {
             node.containers().await.len() == 1

@@ -73,6 +73,20 @@ impl TestNode {
         record
     }
 
+    /// POSTs a request to /execute in the background; the task yields the JSON answer.
+    pub fn spawn_post(&self, request: Value) -> tokio::task::JoinHandle<Value> {
+        let (http, url) = (self.http.clone(), format!("{}/execute", self.url));
+        tokio::spawn(async move {
+            let response = http
+                .post(url)
+                .json(&request)
+                .send()
+                .await
+                .expect("request sent");
+            response.json::<Value>().await.expect("JSON answer")
+        })
+    }
+
     pub async fn get(&self, path: &str) -> (u16, String) {
         let response = self
             .http
