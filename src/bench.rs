@@ -43,13 +43,15 @@ pub struct BenchOptions {
 }
 
 pub async fn run(options: &BenchOptions, config: &Config) -> Result<Vec<Measurement>, BenchError> {
-    let client = Client::new(&options.url);
+    let client = Client::rest(&options.url);
     let request = ExecuteRequest {
         language: "python".into(),
         code: "print(1)".into(),
         stdin: String::new(),
         timeout: None,
         memory_limit: None,
+        priority: Default::default(),
+        execution_id: None,
     };
     let docker_args = docker_run_args(config);
     let mut results = vec![

@@ -1,58 +1,164 @@
-//! A small REST client for a CodeBeaker server, used by the CLI subcommands.
+//! A client for a CodeBeaker server, over REST or NATS request/reply (MessagePack), used by
+//! the CLI subcommands and usable by any Rust program.
 
 use std::time::Duration;
 
+use crate::api::ErrorBody;
+use crate::languages::LanguageInfo;
 use crate::model::{ExecuteRequest, ExecutionRecord};
+use crate::queue::{names, records};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach {url}: {source}")]
-    Unreachable {
-        url: String,
-        #[source]
-        source: reqwest::Error,
+    #[error("cannot reach {target}: {reason}")]
+    Unreachable { target: String, reason: String },
+    #[error("the server refused the request: {code}: {message}")]
+    Refused { code: String, message: String },
+    #[error("the server's answer could not be read: {0}")]
+    BadAnswer(String),
+}
+
+#[derive(Clone)]
+enum Transport {
+    Rest {
+        http: reqwest::Client,
+        base: String,
     },
-    #[error("the server refused the request ({status}): {body}")]
-    Refused { status: u16, body: String },
-    #[error("the server's answer is not a record: {0}")]
-    BadAnswer(#[source] reqwest::Error),
+    Nats {
+        client: async_nats::Client,
+        url: String,
+    },
 }
 
 #[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
-    base: String,
+    transport: Transport,
 }
 
+/// Time allowed beyond a job's own timeout for queueing and transport.
+const ALLOWANCE: Duration = Duration::from_secs(90);
+
 impl Client {
-    pub fn new(base: &str) -> Client {
+    pub fn rest(base: &str) -> Client {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(600))
+            .build()
+            .expect("HTTP client");
         Client {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(300))
-                .build()
-                .expect("HTTP client"),
-            base: base.trim_end_matches('/').to_string(),
+            transport: Transport::Rest {
+                http,
+                base: base.trim_end_matches('/').to_string(),
+            },
         }
     }
 
-    /// `POST /execute`: runs and waits for the record.
-    pub async fn execute(&self, request: &ExecuteRequest) -> Result<ExecutionRecord, ClientError> {
-        let url = format!("{}/execute", self.base);
-        let response = self
-            .http
-            .post(&url)
-            .json(request)
-            .send()
+    pub async fn nats(url: &str) -> Result<Client, ClientError> {
+        let client = async_nats::connect(url)
             .await
-            .map_err(|source| ClientError::Unreachable { url, source })?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(ClientError::Refused {
-                status: status.as_u16(),
-                body,
-            });
+            .map_err(|e| ClientError::Unreachable {
+                target: url.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(Client {
+            transport: Transport::Nats {
+                client,
+                url: url.to_string(),
+            },
+        })
+    }
+
+    /// Runs the code and waits for its record.
+    pub async fn execute(&self, request: &ExecuteRequest) -> Result<ExecutionRecord, ClientError> {
+        let wait = Duration::from_secs_f64(request.timeout.unwrap_or(60.0)) + ALLOWANCE;
+        match &self.transport {
+            Transport::Rest { http, base } => {
+                let url = format!("{base}/execute");
+                let response = http.post(&url).json(request).timeout(wait).send().await;
+                rest_answer(&url, response).await
+            }
+            Transport::Nats { client, url } => {
+                let payload =
+                    records::encode(request).map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+                let reply = nats_request(client, url, names::EXECUTE, payload, wait).await?;
+                nats_answer(&reply)
+            }
         }
-        response.json().await.map_err(ClientError::BadAnswer)
+    }
+
+    pub async fn languages(&self) -> Result<Vec<LanguageInfo>, ClientError> {
+        match &self.transport {
+            Transport::Rest { http, base } => {
+                let url = format!("{base}/languages");
+                rest_answer(&url, http.get(&url).send().await).await
+            }
+            Transport::Nats { client, url } => {
+                let reply = nats_request(
+                    client,
+                    url,
+                    names::LANGUAGES,
+                    bytes::Bytes::new(),
+                    Duration::from_secs(10),
+                )
+                .await?;
+                nats_answer(&reply)
+            }
+        }
+    }
+}
+
+async fn rest_answer<T: serde::de::DeserializeOwned>(
+    url: &str,
+    response: Result<reqwest::Response, reqwest::Error>,
+) -> Result<T, ClientError> {
+    let response = response.map_err(|e| ClientError::Unreachable {
+        target: url.to_string(),
+        reason: e.to_string(),
+    })?;
+    if !response.status().is_success() {
+        let body: ErrorBody = response
+            .json()
+            .await
+            .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+        return Err(refused(body));
+    }
+    response
+        .json()
+        .await
+        .map_err(|e| ClientError::BadAnswer(e.to_string()))
+}
+
+async fn nats_request(
+    client: &async_nats::Client,
+    url: &str,
+    subject: &'static str,
+    payload: bytes::Bytes,
+    wait: Duration,
+) -> Result<bytes::Bytes, ClientError> {
+    let request = async_nats::Request::new()
+        .payload(payload)
+        .timeout(Some(wait));
+    let reply =
+        client
+            .send_request(subject, request)
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                target: format!("{url} ({subject})"),
+                reason: e.to_string(),
+            })?;
+    Ok(reply.payload)
+}
+
+/// A MessagePack reply is either an error body or the answer itself.
+fn nats_answer<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, ClientError> {
+    if let Ok(body) = records::decode::<ErrorBody>(payload) {
+        return Err(refused(body));
+    }
+    records::decode(payload).map_err(|e| ClientError::BadAnswer(e.to_string()))
+}
+
+fn refused(body: ErrorBody) -> ClientError {
+    ClientError::Refused {
+        code: body.error.code,
+        message: body.error.message,
     }
 }

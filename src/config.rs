@@ -23,12 +23,39 @@ pub struct Config {
     pub node_id: String,
     /// Number of WorkerActors, i.e. jobs run at once on this node.
     pub workers: usize,
+    /// On shutdown, how long running jobs may take to finish before they are handed back.
+    pub drain_timeout_secs: u64,
     /// Language definitions; the built-in `languages.toml` when unset.
     pub languages_file: Option<PathBuf>,
     /// `auto` (pretty on a terminal, JSON otherwise), `json` or `pretty`.
     pub log_format: LogFormat,
     pub docker: DockerConfig,
     pub limits: LimitsConfig,
+    pub nats: NatsConfig,
+}
+
+/// NATS: where the job stream and records live, and how workers consume.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Server or cluster to use (`nats://127.0.0.1:4222`, comma-separated for several). When
+    /// unset, `serve` starts its own `nats-server -js` child on `embedded_port`.
+    pub url: Option<String>,
+    pub embedded_port: u16,
+    /// Where the embedded server keeps its JetStream files.
+    pub data_dir: PathBuf,
+    /// Replicas of the stream and KV buckets: 1, or 3 on a 3-node cluster.
+    pub replicas: usize,
+    /// How long a delivered job may go without an ack or progress before it is redelivered.
+    pub ack_wait_secs: u64,
+    /// Deliveries of one job before it is recorded as `internal_error`.
+    pub max_deliver: i64,
+    /// Unacknowledged jobs a consumer allows across all nodes.
+    pub max_ack_pending: i64,
+    /// Window in which a second publish with the same execution id is dropped.
+    pub duplicate_window_secs: u64,
+    /// How long execution records are kept.
+    pub records_max_age_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -79,10 +106,28 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             node_id: default_node_id(),
             workers: 4,
+            drain_timeout_secs: 30,
             languages_file: None,
             log_format: LogFormat::Auto,
             docker: DockerConfig::default(),
             limits: LimitsConfig::default(),
+            nats: NatsConfig::default(),
+        }
+    }
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            url: None,
+            embedded_port: 4222,
+            data_dir: PathBuf::from(".codebeaker"),
+            replicas: 1,
+            ack_wait_secs: 30,
+            max_deliver: 3,
+            max_ack_pending: 1024,
+            duplicate_window_secs: 120,
+            records_max_age_secs: 24 * 3600,
         }
     }
 }

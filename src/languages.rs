@@ -5,6 +5,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::LimitsConfig;
+use crate::sandbox::limits::ByteSize;
+
 /// The definitions shipped with the binary, used when no `languages_file` is configured.
 const BUILTIN: &str = include_str!("../languages.toml");
 
@@ -22,6 +25,25 @@ pub struct Language {
     pub run: Vec<String>,
     #[serde(default)]
     pub packages: Vec<String>,
+}
+
+/// What clients are told about a language (`GET /languages`, `codebeaker.languages`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LanguageInfo {
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub version: String,
+    pub packages: Vec<String>,
+    pub limits: LimitInfo,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LimitInfo {
+    pub timeout: f64,
+    pub max_timeout: f64,
+    pub memory_limit: ByteSize,
+    pub max_memory_limit: ByteSize,
+    pub output_bytes: ByteSize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +115,26 @@ impl Languages {
 
     pub fn names(&self) -> Vec<&str> {
         self.list.iter().map(|l| l.name.as_str()).collect()
+    }
+
+    /// The list clients see, with the limits this server applies.
+    pub fn catalogue(&self, limits: &LimitsConfig) -> Vec<LanguageInfo> {
+        self.list
+            .iter()
+            .map(|lang| LanguageInfo {
+                name: lang.name.clone(),
+                aliases: lang.aliases.clone(),
+                version: lang.version.clone(),
+                packages: lang.packages.clone(),
+                limits: LimitInfo {
+                    timeout: limits.default_timeout_secs,
+                    max_timeout: limits.max_timeout_secs,
+                    memory_limit: limits.default_memory,
+                    max_memory_limit: limits.max_memory,
+                    output_bytes: limits.output_bytes,
+                },
+            })
+            .collect()
     }
 }
 

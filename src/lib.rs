@@ -1,10 +1,13 @@
 //! CodeBeaker runs untrusted code in hardened, throw-away Docker containers.
 //!
 //! Map of the crate, in the order a request travels:
-//! - [`api`]: warp routes (`POST /execute`, `GET /languages`, health, metrics) and the one place
-//!   where errors become HTTP responses.
+//! - [`api`]: warp routes (`/execute`, `/execute/async`, `/execution/{id}`, `/languages`,
+//!   health, metrics), what they share with NATS request/reply, and the one place where errors
+//!   become responses.
 //! - [`model`]: the request, the execution record and its statuses; request validation.
 //! - [`languages`]: language definitions, loaded from `languages.toml` (data, not code).
+//! - [`queue`]: NATS JetStream between API and workers: job stream, records in KV, the pull
+//!   loop, request/reply, the embedded nats-server.
 //! - [`actors`]: the per-node actor tree: Supervisor, WorkerActor, RuntimeActor, MetricsActor.
 //! - [`sandbox`]: Docker through bollard: hardened container spec, limits, output capture.
 //! - [`config`]: typed configuration, loaded once (file, then `CODEBEAKER_*` environment).
@@ -20,5 +23,6 @@ pub mod config;
 pub mod languages;
 pub mod model;
 pub mod node;
+pub mod queue;
 pub mod sandbox;
 pub mod telemetry;

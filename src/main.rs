@@ -1,11 +1,15 @@
+use std::io::{IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use codebeaker::bench::BenchOptions;
+use codebeaker::client::Client;
 use codebeaker::config::Config;
-use codebeaker::node::Node;
+use codebeaker::languages::Languages;
+use codebeaker::model::{ExecuteRequest, Status};
+use codebeaker::node::{Node, Role};
 
 #[derive(Parser)]
 #[command(
@@ -23,14 +27,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a node: REST API and workers.
-    Serve {
-        /// Address of the REST API (default 127.0.0.1:8000).
+    /// Run a whole node: API and workers (and its own nats-server unless --nats is given).
+    Serve(NodeArgs),
+    /// Run the API half: REST and NATS request/reply; no Docker needed.
+    Api(NodeArgs),
+    /// Run the worker half: pull jobs from NATS and run them.
+    Worker(NodeArgs),
+    /// Run a source file on a server; prints its output and exits with its exit code.
+    Run {
+        file: PathBuf,
+        /// Language name or alias; guessed from the file extension when omitted.
         #[arg(long)]
-        listen: Option<SocketAddr>,
-        /// Jobs run at once on this node.
-        #[arg(long)]
-        workers: Option<usize>,
+        language: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List the languages a server runs.
+    Languages {
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// Measure a running server's latency beside `docker run --rm` and a bare process.
     Bench {
@@ -46,51 +61,78 @@ enum Command {
     },
 }
 
+#[derive(Args)]
+struct NodeArgs {
+    /// HTTP address (default 127.0.0.1:8000).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Jobs run at once on this node.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// NATS server or cluster URL.
+    #[arg(long)]
+    nats: Option<String>,
+}
+
+#[derive(Args)]
+struct ServerArgs {
+    /// Talk to the server over NATS request/reply at this URL.
+    #[arg(long, conflicts_with = "url")]
+    nats: Option<String>,
+    /// Talk to the server over REST at this address.
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    url: String,
+}
+
+impl ServerArgs {
+    async fn client(&self) -> Result<Client, codebeaker::client::ClientError> {
+        match &self.nats {
+            Some(url) => Client::nats(url).await,
+            None => Ok(Client::rest(&self.url)),
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut config = match Config::load(cli.config.as_deref()) {
+    let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("codebeaker: invalid configuration: {e}");
             return ExitCode::from(2);
         }
     };
-    codebeaker::telemetry::init(config.log_format);
+    let level = match cli.command {
+        Command::Serve(_) | Command::Api(_) | Command::Worker(_) => "info",
+        _ => "warn",
+    };
+    codebeaker::telemetry::init(config.log_format, level);
     match cli.command {
-        Command::Serve { listen, workers } => {
-            config.listen = listen.unwrap_or(config.listen);
-            config.workers = workers.unwrap_or(config.workers);
-            serve(config).await
-        }
+        Command::Serve(args) => serve(apply(config, args), Role::Serve).await,
+        Command::Api(args) => serve(apply(config, args), Role::Api).await,
+        Command::Worker(args) => serve(apply(config, args), Role::Worker).await,
+        Command::Run {
+            file,
+            language,
+            server,
+        } => run(&file, language, &server).await,
+        Command::Languages { server } => languages(&server).await,
         Command::Bench { url, runs, json } => {
             bench(BenchOptions { url, runs }, &config, json).await
         }
     }
 }
 
-async fn bench(options: BenchOptions, config: &Config, json: bool) -> ExitCode {
-    match codebeaker::bench::run(&options, config).await {
-        Ok(results) if json => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&results).expect("serialisable")
-            );
-            ExitCode::SUCCESS
-        }
-        Ok(results) => {
-            codebeaker::bench::print_table(&results);
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("codebeaker bench: {e}");
-            ExitCode::FAILURE
-        }
-    }
+fn apply(mut config: Config, args: NodeArgs) -> Config {
+    config.listen = args.listen.unwrap_or(config.listen);
+    config.workers = args.workers.unwrap_or(config.workers);
+    config.nats.url = args.nats.or(config.nats.url);
+    config
 }
 
-async fn serve(config: Config) -> ExitCode {
-    let node = match Node::start(config).await {
+async fn serve(config: Config, role: Role) -> ExitCode {
+    let node = match Node::start(config, role).await {
         Ok(node) => node,
         Err(e) => {
             tracing::error!("cannot start: {e}");
@@ -108,5 +150,118 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// Exit codes of `codebeaker run` when the program did not run to its own exit.
+const EXIT_TIME_LIMIT: u8 = 124;
+const EXIT_OTHER_LIMIT: u8 = 125;
+
+async fn run(file: &PathBuf, language: Option<String>, server: &ServerArgs) -> ExitCode {
+    let code = match std::fs::read_to_string(file) {
+        Ok(code) => code,
+        Err(e) => return fail(format!("cannot read {}: {e}", file.display())),
+    };
+    let Some(language) = language.or_else(|| guess_language(file)) else {
+        return fail(format!(
+            "cannot tell the language of {}; pass --language",
+            file.display()
+        ));
+    };
+    let mut stdin = String::new();
+    if !std::io::stdin().is_terminal() {
+        let _ = std::io::stdin().read_to_string(&mut stdin);
+    }
+    let request = ExecuteRequest {
+        language,
+        code,
+        stdin,
+        timeout: None,
+        memory_limit: None,
+        priority: Default::default(),
+        execution_id: None,
+    };
+    let record = match server.client().await {
+        Ok(client) => client.execute(&request).await,
+        Err(e) => Err(e),
+    };
+    let record = match record {
+        Ok(record) => record,
+        Err(e) => return fail(e.to_string()),
+    };
+    print!("{}", record.stdout);
+    eprint!("{}", record.stderr);
+    let _ = std::io::stdout().flush();
+    match record.status {
+        Status::Completed => ExitCode::from(record.exit_code.unwrap_or(0).clamp(0, 255) as u8),
+        Status::TimeLimitExceeded => {
+            eprintln!("codebeaker: time_limit_exceeded");
+            ExitCode::from(EXIT_TIME_LIMIT)
+        }
+        other => {
+            let why = record.error.map(|e| format!(" ({e})")).unwrap_or_default();
+            eprintln!("codebeaker: {}{why}", other.as_str());
+            ExitCode::from(EXIT_OTHER_LIMIT)
+        }
+    }
+}
+
+/// The language whose source file name has the same extension (`x.py` → python).
+fn guess_language(file: &std::path::Path) -> Option<String> {
+    let ext = file.extension()?.to_str()?;
+    let languages = Languages::load(None).ok()?;
+    languages
+        .all()
+        .iter()
+        .find(|l| {
+            std::path::Path::new(&l.file)
+                .extension()
+                .and_then(|e| e.to_str())
+                == Some(ext)
+        })
+        .map(|l| l.name.clone())
+}
+
+async fn languages(server: &ServerArgs) -> ExitCode {
+    let list = match server.client().await {
+        Ok(client) => client.languages().await,
+        Err(e) => Err(e),
+    };
+    match list {
+        Ok(list) => {
+            println!("{:<12} {:<24} {:<10}", "name", "aliases", "version");
+            for l in list {
+                println!(
+                    "{:<12} {:<24} {:<10}",
+                    l.name,
+                    l.aliases.join(", "),
+                    l.version
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e.to_string()),
+    }
+}
+
+fn fail(message: String) -> ExitCode {
+    eprintln!("codebeaker: {message}");
+    ExitCode::FAILURE
+}
+
+async fn bench(options: BenchOptions, config: &Config, json: bool) -> ExitCode {
+    match codebeaker::bench::run(&options, config).await {
+        Ok(results) if json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&results).expect("serialisable")
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(results) => {
+            codebeaker::bench::print_table(&results);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format!("bench: {e}")),
     }
 }

@@ -22,6 +22,32 @@ pub struct ExecuteRequest {
     pub timeout: Option<f64>,
     /// Memory (and memory+swap) limit, e.g. `"128m"`.
     pub memory_limit: Option<ByteSize>,
+    #[serde(default)]
+    pub priority: Priority,
+    /// A client-chosen id makes submission idempotent: the same id runs once.
+    pub execution_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    High,
+    #[default]
+    Normal,
+    Low,
+}
+
+impl Priority {
+    /// Highest first: the order workers take jobs in.
+    pub const ALL: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::High => "high",
+            Priority::Normal => "normal",
+            Priority::Low => "low",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -34,6 +60,7 @@ pub enum Status {
     TimeLimitExceeded,
     MemoryLimitExceeded,
     OutputLimitExceeded,
+    Cancelled,
     InternalError,
 }
 
@@ -46,8 +73,14 @@ impl Status {
             Status::TimeLimitExceeded => "time_limit_exceeded",
             Status::MemoryLimitExceeded => "memory_limit_exceeded",
             Status::OutputLimitExceeded => "output_limit_exceeded",
+            Status::Cancelled => "cancelled",
             Status::InternalError => "internal_error",
         }
+    }
+
+    /// A final status never changes again.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Status::Queued | Status::Running)
     }
 }
 
@@ -85,6 +118,7 @@ pub struct Job {
     pub code: String,
     pub stdin: String,
     pub limits: Limits,
+    pub priority: Priority,
     pub created_at: DateTime<Utc>,
 }
 
@@ -130,7 +164,8 @@ impl ExecuteRequest {
         check_size("stdin", &self.stdin, limits.max_stdin_bytes)?;
         let limits = Limits::resolve(limits, self.timeout, self.memory_limit)?;
         Ok(Job {
-            execution_id: Uuid::new_v4(),
+            execution_id: self.execution_id.unwrap_or_else(Uuid::new_v4),
+            priority: self.priority,
             language,
             code: self.code,
             stdin: self.stdin,
@@ -225,6 +260,8 @@ mod tests {
             stdin: String::new(),
             timeout: None,
             memory_limit: None,
+            priority: Priority::Normal,
+            execution_id: None,
         }
         .validate(&langs, &cfg)
         .unwrap_err();

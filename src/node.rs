@@ -1,20 +1,51 @@
-//! A running node: the actor tree plus the REST API, started and stopped as one.
+//! A running node: NATS, the actor tree, the queue consumer and the REST API, started and
+//! stopped as one. The role decides which halves run.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::actors::supervisor::{NodeStatus, Supervisor, SupervisorMsg};
-use crate::actors::{names, NodeContext};
+use crate::actors::supervisor::{NodeStatus, Supervisor, SupervisorArgs, SupervisorMsg};
+use crate::actors::{names, NodeContext, WorkerContext};
 use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::languages::{Languages, LanguagesError};
+use crate::queue::embedded::{EmbeddedError, EmbeddedNats};
+use crate::queue::{consumer, service, Queue, QueueError};
 use crate::sandbox::{Sandbox, SandboxError};
+
+/// Which halves of CodeBeaker a node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// API and workers; starts its own nats-server when no URL is configured.
+    Serve,
+    /// REST and NATS request/reply; publishes jobs and reads records. Needs no Docker.
+    Api,
+    /// Pulls jobs and runs them. Serves only /health and /metrics over HTTP.
+    Worker,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Serve => "serve",
+            Role::Api => "api",
+            Role::Worker => "worker",
+        }
+    }
+    fn has_api(self) -> bool {
+        matches!(self, Role::Serve | Role::Api)
+    }
+    fn has_workers(self) -> bool {
+        matches!(self, Role::Serve | Role::Worker)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -22,6 +53,10 @@ pub enum StartError {
     Languages(#[from] LanguagesError),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    EmbeddedNats(#[from] EmbeddedError),
     #[error("the actor tree did not start: {0}")]
     Actors(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -31,39 +66,79 @@ pub enum StartError {
     },
 }
 
+/// Where a node without a configured URL looks for NATS, unless it runs its own.
+const DEFAULT_NATS: &str = "nats://127.0.0.1:4222";
+
 pub struct Node {
-    /// Where the REST API listens (the real port when the config asked for port 0).
+    /// Where the HTTP server listens (the real port when the config asked for port 0).
     pub addr: SocketAddr,
+    pub role: Role,
     ctx: Arc<NodeContext>,
+    worker: Option<Arc<WorkerContext>>,
     supervisor: ActorRef<SupervisorMsg>,
     supervisor_done: JoinHandle<()>,
     server: JoinHandle<()>,
     stop_server: oneshot::Sender<()>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    embedded: Option<EmbeddedNats>,
 }
 
 impl Node {
-    pub async fn start(config: Config) -> Result<Node, StartError> {
+    pub async fn start(config: Config, role: Role) -> Result<Node, StartError> {
         let languages = Languages::load(config.languages_file.as_deref())?;
-        let sandbox = Sandbox::connect(&config.node_id, &config.docker).await?;
-        let leftovers = sandbox.remove_node_containers().await?;
-        if leftovers > 0 {
-            tracing::info!(
-                leftovers,
-                "removed containers left behind by an earlier run of this node"
-            );
-        }
+        let embedded = match (&config.nats.url, role) {
+            (None, Role::Serve) => {
+                Some(EmbeddedNats::start(config.nats.embedded_port, &config.nats.data_dir).await?)
+            }
+            _ => None,
+        };
+        let url = embedded
+            .as_ref()
+            .map(|e| e.url.clone())
+            .or_else(|| config.nats.url.clone())
+            .unwrap_or_else(|| DEFAULT_NATS.to_string());
+        let queue = Queue::connect(&url, &config.nats, Duration::from_secs(30)).await?;
+        tracing::info!(%url, "connected to NATS; stream and buckets ready");
         let ctx = Arc::new(NodeContext {
             config,
             languages,
-            sandbox,
+            queue,
         });
-        let (supervisor, supervisor_done) = Actor::spawn(
-            Some(names::supervisor(ctx.node_id())),
-            Supervisor,
-            ctx.clone(),
-        )
-        .await
-        .map_err(|e| StartError::Actors(spawn_error_text(e)))?;
+
+        let worker = match role.has_workers() {
+            true => Some(Arc::new(worker_context(&ctx).await?)),
+            false => None,
+        };
+        let freed = Arc::new(Notify::new());
+        let args = SupervisorArgs {
+            node: ctx.clone(),
+            role: role.as_str(),
+            worker: worker.clone(),
+            freed: freed.clone(),
+        };
+        let (supervisor, supervisor_done) =
+            Actor::spawn(Some(names::supervisor(ctx.node_id())), Supervisor, args)
+                .await
+                .map_err(|e| StartError::Actors(spawn_error_text(e)))?;
+
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        if let Some(worker) = &worker {
+            tasks.push(tokio::spawn(consumer::run(
+                ctx.queue.clone(),
+                supervisor.clone(),
+                freed,
+                stopped.clone(),
+            )));
+            tasks.push(tokio::spawn(consumer::listen_for_cancels(
+                worker.clone(),
+                stopped.clone(),
+            )));
+        }
+        if role.has_api() {
+            tasks.push(service::start(ctx.clone(), stopped.clone()).await?);
+        }
 
         let listen = ctx.config.listen;
         let listener = match TcpListener::bind(listen).await {
@@ -80,32 +155,38 @@ impl Node {
             addr: listen,
             source,
         })?;
-        let (stop_server, stopped) = oneshot::channel::<()>();
-        let routes = api::routes(Arc::new(ApiState {
+        let (stop_server, server_stopped) = oneshot::channel::<()>();
+        let state = Arc::new(ApiState {
             ctx: ctx.clone(),
             supervisor: supervisor.clone(),
-        }));
+        });
         let server = tokio::spawn(
-            warp::serve(routes)
+            warp::serve(api::routes(state, role.has_api()))
                 .incoming(listener)
                 .graceful(async {
-                    let _ = stopped.await;
+                    let _ = server_stopped.await;
                 })
                 .run(),
         );
         tracing::info!(
             node = ctx.node_id(),
-            workers = ctx.config.workers,
+            role = role.as_str(),
+            workers = if role.has_workers() { ctx.config.workers } else { 0 },
             languages = ?ctx.languages.names(),
-            "CodeBeaker node ready; REST API on http://{addr}"
+            "CodeBeaker node ready; HTTP on http://{addr}"
         );
         Ok(Node {
             addr,
+            role,
             ctx,
+            worker,
             supervisor,
             supervisor_done,
             server,
             stop_server,
+            stop,
+            tasks,
+            embedded,
         })
     }
 
@@ -119,34 +200,84 @@ impl Node {
             .call(SupervisorMsg::Status, Some(Duration::from_secs(5)))
             .await
         {
-            Ok(ractor::rpc::CallResult::Success(status)) => Some(status),
+            Ok(CallResult::Success(status)) => Some(status),
             _ => None,
         }
     }
 
-    /// Stops taking requests, ends running jobs, stops the actors, and removes every container
-    /// of this node. (Draining jobs to other nodes comes with the queue.)
+    /// Stops taking work, lets running jobs finish within the drain timeout (the rest are
+    /// handed back to the queue by their ack_wait), then stops everything and removes this
+    /// node's containers.
     pub async fn shutdown(self) {
-        tracing::info!(node = self.node_id(), "shutting down");
-        let _ = self.stop_server.send(());
-        remove_containers(&self.ctx, "running at shutdown").await;
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
-        self.supervisor
+        tracing::info!(
+            node = self.node_id(),
+            "shutting down: no new jobs; draining running ones"
+        );
+        let Node {
+            ctx,
+            worker,
+            supervisor,
+            supervisor_done,
+            server,
+            stop_server,
+            stop,
+            tasks,
+            embedded,
+            ..
+        } = self;
+        let _ = stop_server.send(());
+        let _ = stop.send(true);
+        let drain = Duration::from_secs(ctx.config.drain_timeout_secs);
+        let drained = supervisor.call(SupervisorMsg::Drain, Some(drain)).await;
+        if !matches!(drained, Ok(CallResult::Success(()))) {
+            let status = supervisor
+                .call(SupervisorMsg::Status, Some(Duration::from_secs(5)))
+                .await;
+            if let Ok(CallResult::Success(status)) = status {
+                tracing::warn!(
+                    busy = status.busy,
+                    "drain timeout passed; stopping the remaining jobs (they will be redelivered)"
+                );
+                status.workers.iter().for_each(|w| w.kill());
+            }
+        }
+        supervisor
             .stop_and_wait(Some("node shutdown".into()), Some(Duration::from_secs(10)))
             .await
             .ok();
-        let _ = self.supervisor_done.await;
-        remove_containers(&self.ctx, "created during shutdown").await;
+        let _ = supervisor_done.await;
+        for task in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+        if let Some(worker) = &worker {
+            match worker.sandbox.remove_node_containers().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "removed containers left at shutdown"),
+                Err(e) => tracing::warn!(error = %e, "could not remove containers at shutdown"),
+            }
+        }
+        if let Some(embedded) = embedded {
+            embedded.stop().await;
+        }
         tracing::info!("stopped");
     }
 }
 
-async fn remove_containers(ctx: &NodeContext, what: &str) {
-    match ctx.sandbox.remove_node_containers().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(removed = n, "removed containers {what}"),
-        Err(e) => tracing::warn!(error = %e, "could not remove containers {what}"),
+async fn worker_context(ctx: &Arc<NodeContext>) -> Result<WorkerContext, SandboxError> {
+    let sandbox = Sandbox::connect(ctx.node_id(), &ctx.config.docker).await?;
+    let leftovers = sandbox.remove_node_containers().await?;
+    if leftovers > 0 {
+        tracing::info!(
+            leftovers,
+            "removed containers left behind by an earlier run of this node"
+        );
     }
+    Ok(WorkerContext {
+        node: ctx.clone(),
+        sandbox,
+        running: Default::default(),
+    })
 }
 
 /// ractor wraps a failed `pre_start` in layers; the innermost message is the useful one.

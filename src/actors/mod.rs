@@ -6,29 +6,54 @@
 //! ├── RuntimeActor × L  one per language: checks its image, hands out fresh containers
 //! └── WorkerActor × N   each runs one job at a time, start to finish
 //! ```
-//! The Supervisor queues jobs, gives each to an idle worker, and replaces any child that dies.
+//! The queue consumer (`queue::consumer`) pulls jobs from JetStream as fast as the Supervisor
+//! reports free workers; the Supervisor gives each to an idle worker, replaces any child that
+//! dies, and writes the node's heartbeat. An API-only node runs the Supervisor with metrics only.
 
 pub mod metrics;
 pub mod runtime;
 pub mod supervisor;
 pub mod worker;
 
+use std::sync::Arc;
+
+use dashmap::DashMap;
 use ractor::ActorRef;
+use tokio::sync::oneshot;
+use uuid::Uuid;
 
 use crate::config::Config;
 use crate::languages::Languages;
+use crate::queue::Queue;
 use crate::sandbox::Sandbox;
 
-/// What every actor of a node shares, read-only.
+/// What every part of a node shares.
 pub struct NodeContext {
     pub config: Config,
     pub languages: Languages,
-    pub sandbox: Sandbox,
+    pub queue: Queue,
 }
 
 impl NodeContext {
     pub fn node_id(&self) -> &str {
         &self.config.node_id
+    }
+}
+
+/// What the worker side of a node shares: Docker, and the jobs running here (so that a cancel
+/// request can reach the one it names).
+pub struct WorkerContext {
+    pub node: Arc<NodeContext>,
+    pub sandbox: Sandbox,
+    pub running: DashMap<Uuid, oneshot::Sender<()>>,
+}
+
+impl WorkerContext {
+    /// Kills the named job if it runs on this node. True when it did.
+    pub fn cancel(&self, id: &Uuid) -> bool {
+        self.running
+            .remove(id)
+            .is_some_and(|(_, kill)| kill.send(()).is_ok())
     }
 }
 

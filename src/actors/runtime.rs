@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use super::NodeContext;
+use super::WorkerContext;
 use crate::languages::Language;
 use crate::model::Job;
 use crate::sandbox::SandboxError;
@@ -19,13 +19,13 @@ pub enum RuntimeMsg {
 pub struct RuntimeActor;
 
 pub struct RuntimeState {
-    ctx: Arc<NodeContext>,
+    ctx: Arc<WorkerContext>,
 }
 
 impl Actor for RuntimeActor {
     type Msg = RuntimeMsg;
     type State = RuntimeState;
-    type Arguments = (Arc<NodeContext>, Language);
+    type Arguments = (Arc<WorkerContext>, Language);
 
     async fn pre_start(
         &self,

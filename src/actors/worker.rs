@@ -1,30 +1,37 @@
-//! WorkerActor: runs one job at a time, from container to record, then asks for the next.
+//! WorkerActor: runs one job at a time, from delivery to stored record and ack, then asks for
+//! the next. Delivery is at-least-once, so the job's record decides: a job already final is
+//! acked without running again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use chrono::Utc;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::oneshot;
 
 use super::metrics::MetricsMsg;
 use super::runtime::RuntimeMsg;
 use super::supervisor::SupervisorMsg;
-use super::{lookup, names, NodeContext};
-use crate::model::{ExecutionRecord, Job};
+use super::{lookup, names, WorkerContext};
+use crate::model::{ExecutionRecord, Job, Status};
+use crate::queue::jetstream::Delivery;
+use crate::queue::records::Versioned;
+use crate::queue::QueueError;
 
-/// A job and where its record goes.
+/// A job and the delivery it came in.
 pub struct Assignment {
     pub job: Box<Job>,
-    pub reply: RpcReplyPort<ExecutionRecord>,
+    pub delivery: Delivery,
 }
 
 pub enum WorkerMsg {
-    Run(Assignment),
+    Run(Box<Assignment>),
 }
 
 pub struct WorkerActor;
 
 pub struct WorkerState {
-    ctx: Arc<NodeContext>,
+    ctx: Arc<WorkerContext>,
     supervisor: ActorRef<SupervisorMsg>,
 }
 
@@ -34,7 +41,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 impl Actor for WorkerActor {
     type Msg = WorkerMsg;
     type State = WorkerState;
-    type Arguments = (Arc<NodeContext>, ActorRef<SupervisorMsg>);
+    type Arguments = (Arc<WorkerContext>, ActorRef<SupervisorMsg>);
 
     async fn pre_start(
         &self,
@@ -50,16 +57,34 @@ impl Actor for WorkerActor {
         msg: WorkerMsg,
         state: &mut WorkerState,
     ) -> Result<(), ActorProcessingErr> {
-        let WorkerMsg::Run(Assignment { job, reply }) = msg;
-        let record = run(&state.ctx, &job).await;
-        if let Some(metrics) = lookup::<MetricsMsg>(&names::metrics(state.ctx.node_id())) {
-            let _ = metrics.cast(MetricsMsg::Executed {
-                language: record.language.clone(),
-                status: record.status,
-                duration: Duration::from_millis(record.duration_ms.unwrap_or(0)),
-            });
+        let WorkerMsg::Run(assignment) = msg;
+        let Assignment { job, delivery } = *assignment;
+        let ack_wait = Duration::from_secs(state.ctx.node.config.nats.ack_wait_secs);
+        // In-progress acks run beside the job and stop with it (also if this actor is killed).
+        let outcome = tokio::select! {
+            outcome = process(&state.ctx, &job, &delivery) => outcome,
+            never = keep_alive(&delivery, ack_wait) => match never {},
+        };
+        match outcome {
+            Ok(Some(record)) => {
+                if let Some(metrics) =
+                    lookup::<MetricsMsg>(&names::metrics(state.ctx.node.node_id()))
+                {
+                    let _ = metrics.cast(MetricsMsg::Executed {
+                        language: record.language.clone(),
+                        status: record.status,
+                        duration: Duration::from_millis(record.duration_ms.unwrap_or(0)),
+                    });
+                }
+                delivery.ack().await?;
+            }
+            Ok(None) => delivery.ack().await?,
+            // The record could not be stored: hand the job back rather than lose it.
+            Err(e) => {
+                tracing::error!(execution_id = %job.execution_id, error = %e, "job handed back");
+                delivery.nak().await;
+            }
         }
-        let _ = reply.send(record);
         state
             .supervisor
             .cast(SupervisorMsg::WorkerIdle(myself.get_id()))?;
@@ -67,10 +92,86 @@ impl Actor for WorkerActor {
     }
 }
 
-async fn run(ctx: &NodeContext, job: &Job) -> ExecutionRecord {
-    let runtime_name = names::runtime(ctx.node_id(), &job.language.name);
+async fn keep_alive(delivery: &Delivery, ack_wait: Duration) -> std::convert::Infallible {
+    let mut tick = tokio::time::interval((ack_wait / 3).max(Duration::from_millis(100)));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        delivery.in_progress().await;
+    }
+}
+
+/// Takes the job from queued to a final, stored record. `None`: nothing to run (already final
+/// or cancelled before it started).
+async fn process(
+    ctx: &WorkerContext,
+    job: &Job,
+    delivery: &Delivery,
+) -> Result<Option<ExecutionRecord>, QueueError> {
+    let records = &ctx.node.queue.records;
+    let id = job.execution_id;
+    let max_deliver = ctx.node.config.nats.max_deliver;
+    if let Some(found) = records.get(&id).await? {
+        if found.record.status.is_final() {
+            return Ok(None);
+        }
+    }
+    if delivery.attempt() > max_deliver {
+        let record = ExecutionRecord::internal_error(
+            job,
+            format!("gave up after {max_deliver} deliveries: each node that took the job stopped before finishing it"),
+        );
+        records.put(&record).await?;
+        return Ok(Some(record));
+    }
+    // Registered before the job is marked running, so that a cancel seen as running finds it.
+    let (kill, killed) = oneshot::channel();
+    ctx.running.insert(id, kill);
+    let result = async {
+        if !claim(ctx, job).await? {
+            return Ok(None);
+        }
+        let record = execute(ctx, job, killed).await;
+        records.put(&record).await?;
+        Ok(Some(record))
+    }
+    .await;
+    ctx.running.remove(&id);
+    result
+}
+
+/// Marks the record running (compare-and-set). False when it is final or was cancelled.
+async fn claim(ctx: &WorkerContext, job: &Job) -> Result<bool, QueueError> {
+    let records = &ctx.node.queue.records;
+    loop {
+        let (record, revision) = match records.get(&job.execution_id).await? {
+            Some(Versioned { record, revision }) => (record, Some(revision)),
+            // Expired or never written (a publish from outside the API): start it afresh.
+            None => (ExecutionRecord::new(job, Status::Queued), None),
+        };
+        if record.status.is_final() {
+            return Ok(false);
+        }
+        let running = ExecutionRecord {
+            status: Status::Running,
+            node: Some(ctx.node.node_id().to_string()),
+            started_at: Some(Utc::now()),
+            ..record
+        };
+        let stored = match revision {
+            Some(revision) => records.update(&running, revision).await?,
+            None => records.create(&running).await?,
+        };
+        if stored {
+            return Ok(true);
+        }
+    }
+}
+
+async fn execute(ctx: &WorkerContext, job: &Job, killed: oneshot::Receiver<()>) -> ExecutionRecord {
+    let runtime_name = names::runtime(ctx.node.node_id(), &job.language.name);
     let Some(runtime) = lookup::<RuntimeMsg>(&runtime_name) else {
-        return ExecutionRecord::internal_error(job, "the language runtime is restarting");
+        return ExecutionRecord::internal_error(job, "this node has no runtime for the language");
     };
     let acquired = runtime
         .call(
@@ -87,8 +188,14 @@ async fn run(ctx: &NodeContext, job: &Job) -> ExecutionRecord {
             return ExecutionRecord::internal_error(job, "no container could be had in time")
         }
     };
-    match ctx.sandbox.execute(&container, job).await {
-        Ok(outcome) => outcome.into_record(job, ctx.node_id()),
+    let cancelled = async {
+        // A dropped sender (job finished) must not count as a cancel.
+        if killed.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    match ctx.sandbox.execute(&container, job, cancelled).await {
+        Ok(outcome) => outcome.into_record(job, ctx.node.node_id()),
         Err(e) => {
             tracing::error!(execution_id = %job.execution_id, error = %e, "execution failed");
             ExecutionRecord::internal_error(job, e.to_string())

@@ -8,28 +8,40 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 use warp::Rejection;
 
-use crate::model::ValidationError;
+use uuid::Uuid;
+
+use crate::model::{ExecutionRecord, ValidationError};
+use crate::queue::QueueError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("the request body is not valid JSON for this endpoint: {0}")]
+    #[error("the request body is not valid for this endpoint: {0}")]
     InvalidJson(String),
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    #[error("`{0}` is not an execution id (a UUID)")]
+    BadId(String),
+    #[error("no execution {0}")]
+    NotFound(Uuid),
+    #[error("execution {} already finished ({})", .0.execution_id, .0.status.as_str())]
+    AlreadyFinished(Box<ExecutionRecord>),
+    #[error("the job queue is unavailable: {0}")]
+    Queue(#[from] QueueError),
     #[error("{0}")]
     Unavailable(String),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
+/// The error body, over HTTP and over NATS alike.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    pub error: Detail,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
-    code: &'a str,
-    message: String,
-    field: Option<&'a str>,
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct Detail {
+    pub code: String,
+    pub message: String,
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -55,15 +67,36 @@ impl ApiError {
                 "limit_out_of_range",
                 Some(e.field),
             ),
+            ApiError::BadId(_) => (StatusCode::BAD_REQUEST, "invalid_id", Some("execution_id")),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
+            ApiError::AlreadyFinished(_) => (StatusCode::CONFLICT, "already_finished", None),
+            ApiError::Queue(_) => (StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable", None),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
         }
     }
 }
 
+impl ApiError {
+    pub fn body(&self) -> ErrorBody {
+        let (_, code, field) = self.parts();
+        error_body(code, self.to_string(), field)
+    }
+}
+
 impl Reply for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, field) = self.parts();
-        error_response(status, code, self.to_string(), field)
+        let (status, _, _) = self.parts();
+        warp::reply::with_status(warp::reply::json(&self.body()), status).into_response()
+    }
+}
+
+fn error_body(code: &str, message: String, field: Option<&str>) -> ErrorBody {
+    ErrorBody {
+        error: Detail {
+            code: code.to_string(),
+            message,
+            field: field.map(str::to_string),
+        },
     }
 }
 
@@ -73,14 +106,8 @@ fn error_response(
     message: String,
     field: Option<&str>,
 ) -> Response {
-    let body = Body {
-        error: Detail {
-            code,
-            message,
-            field,
-        },
-    };
-    warp::reply::with_status(warp::reply::json(&body), status).into_response()
+    warp::reply::with_status(warp::reply::json(&error_body(code, message, field)), status)
+        .into_response()
 }
 
 /// Turns warp's rejections (no such route, wrong method, body too large) into JSON errors.

@@ -1,7 +1,8 @@
-//! REST API (warp). A request reads top to bottom: parse, validate, hand to the Supervisor,
-//! wait for the record, reply.
+//! REST API (warp). A request reads top to bottom: parse, validate, enqueue, wait for the
+//! record, reply. [`executions`] holds what REST and NATS request/reply share.
 
 mod error;
+pub mod executions;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,53 +16,43 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
 
 use crate::actors::metrics::MetricsMsg;
 use crate::actors::supervisor::SupervisorMsg;
 use crate::actors::{lookup, names, NodeContext};
 use crate::model::{ExecuteRequest, ExecutionRecord};
-use crate::sandbox::limits::ByteSize;
-
-/// How long a synchronous request may wait for a free worker, on top of its own timeout.
-const QUEUE_ALLOWANCE: Duration = Duration::from_secs(60);
+use crate::queue::Cancelled;
 
 pub struct ApiState {
     pub ctx: Arc<NodeContext>,
     pub supervisor: ActorRef<SupervisorMsg>,
 }
 
+type Routes = warp::filters::BoxedFilter<(Response,)>;
+
+/// All routes. A worker-only node (`with_executions` false) serves health and metrics only.
 pub fn routes(
     state: Arc<ApiState>,
+    with_executions: bool,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
-    let max_body = state.ctx.config.limits.max_body_bytes.bytes();
-    let with_state = warp::any().map(move || state.clone());
-    let execute = warp::path!("execute")
-        .and(warp::post())
-        .and(warp::body::content_length_limit(max_body))
-        .and(warp::body::bytes())
-        .and(with_state.clone())
-        .then(execute);
-    let languages = warp::path!("languages")
-        .and(warp::get())
-        .and(with_state.clone())
-        .map(languages);
+    let with_state = {
+        let state = state.clone();
+        warp::any().map(move || state.clone())
+    };
     let health = warp::path!("health")
         .and(warp::get())
         .and(with_state.clone())
         .then(health);
     let metrics = warp::path!("metrics")
         .and(warp::get())
-        .and(with_state)
+        .and(with_state.clone())
         .then(metrics);
-    execute
-        .or(languages)
-        .unify()
-        .or(health)
-        .unify()
-        .or(metrics)
-        .unify()
-        .recover(error::recover)
+    let mut all: Routes = health.or(metrics).unify().boxed();
+    if with_executions {
+        all = all.or(execution_routes(state)).unify().boxed();
+    }
+    all.recover(error::recover)
         .unify()
         .with(warp::log::custom(|info| {
             tracing::info!(
@@ -74,82 +65,121 @@ pub fn routes(
         }))
 }
 
+fn execution_routes(state: Arc<ApiState>) -> Routes {
+    let max_body = state.ctx.config.limits.max_body_bytes.bytes();
+    let with_state = warp::any().map(move || state.clone());
+    let body = warp::body::content_length_limit(max_body).and(warp::body::bytes());
+    let execute = warp::path!("execute")
+        .and(warp::post())
+        .and(body.clone())
+        .and(with_state.clone())
+        .then(execute);
+    let execute_async = warp::path!("execute" / "async")
+        .and(warp::post())
+        .and(body)
+        .and(with_state.clone())
+        .then(execute_async);
+    let get = warp::path!("execution" / String)
+        .and(warp::get())
+        .and(with_state.clone())
+        .then(get_execution);
+    let cancel = warp::path!("execution" / String)
+        .and(warp::delete())
+        .and(with_state.clone())
+        .then(cancel_execution);
+    let languages = warp::path!("languages")
+        .and(warp::get())
+        .and(with_state)
+        .map(languages);
+    execute
+        .or(execute_async)
+        .unify()
+        .or(get)
+        .unify()
+        .or(cancel)
+        .unify()
+        .or(languages)
+        .unify()
+        .boxed()
+}
+
+fn parse(body: &[u8]) -> Result<ExecuteRequest, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))
+}
+
+fn reply(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(Reply::into_response)
+}
+
+/// A record: 200 once final, 202 while it is still queued or running.
+fn record_response(record: &ExecutionRecord) -> Response {
+    let status = if record.status.is_final() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    warp::reply::with_status(warp::reply::json(record), status).into_response()
+}
+
 /// `POST /execute`: runs the code and answers with its record.
 async fn execute(body: Bytes, state: Arc<ApiState>) -> Response {
-    match run_sync(&body, &state).await {
-        Ok(record) => warp::reply::json(&record).into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn run_sync(body: &[u8], state: &ApiState) -> Result<ExecutionRecord, ApiError> {
-    let request: ExecuteRequest =
-        serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-    let ctx = &state.ctx;
-    let job = request.validate(&ctx.languages, &ctx.config.limits)?;
-    let wait = job.limits.timeout + QUEUE_ALLOWANCE;
-    let submitted = job.clone();
-    let answer = state
-        .supervisor
-        .call(
-            |port| SupervisorMsg::Submit(Box::new(submitted), port),
-            Some(wait),
-        )
-        .await
-        .map_err(|_| ApiError::Unavailable("this node is shutting down".into()))?;
-    Ok(match answer {
-        CallResult::Success(record) => record,
-        CallResult::Timeout => {
-            ExecutionRecord::internal_error(&job, "no worker finished the job in time")
+    reply(
+        async {
+            let record = executions::run(&state.ctx, parse(&body)?).await?;
+            Ok(record_response(&record))
         }
-        CallResult::SenderError => ExecutionRecord::internal_error(
-            &job,
-            "the worker running the job stopped before it finished",
-        ),
+        .await,
+    )
+}
+
+/// `POST /execute/async`: 202 with the execution id at once.
+async fn execute_async(body: Bytes, state: Arc<ApiState>) -> Response {
+    #[derive(Serialize)]
+    struct Accepted {
+        execution_id: uuid::Uuid,
+        status: crate::model::Status,
+    }
+    reply(
+        async {
+            let record = executions::submit(&state.ctx, parse(&body)?).await?;
+            let accepted = Accepted {
+                execution_id: record.execution_id,
+                status: record.status,
+            };
+            Ok(
+                warp::reply::with_status(warp::reply::json(&accepted), StatusCode::ACCEPTED)
+                    .into_response(),
+            )
+        }
+        .await,
+    )
+}
+
+/// `GET /execution/{id}`.
+async fn get_execution(id: String, state: Arc<ApiState>) -> Response {
+    reply(
+        executions::get(&state.ctx, &id)
+            .await
+            .map(|r| warp::reply::json(&r).into_response()),
+    )
+}
+
+/// `DELETE /execution/{id}`: 200 with the cancelled record, 202 while the kill is under way,
+/// 409 when the job had already finished.
+async fn cancel_execution(id: String, state: Arc<ApiState>) -> Response {
+    reply(match executions::cancel(&state.ctx, &id).await {
+        Ok(Cancelled::Done(record)) | Ok(Cancelled::Requested(record)) => {
+            Ok(record_response(&record))
+        }
+        Ok(Cancelled::AlreadyFinished(record)) => Err(ApiError::AlreadyFinished(Box::new(record))),
+        Err(e) => Err(e),
     })
-}
-
-#[derive(Serialize)]
-struct LanguageInfo<'a> {
-    name: &'a str,
-    aliases: &'a [String],
-    version: &'a str,
-    packages: &'a [String],
-    limits: LimitInfo,
-}
-
-#[derive(Serialize)]
-struct LimitInfo {
-    timeout: f64,
-    max_timeout: f64,
-    memory_limit: ByteSize,
-    max_memory_limit: ByteSize,
-    output_bytes: ByteSize,
 }
 
 /// `GET /languages`: what can run here, and under which limits.
 fn languages(state: Arc<ApiState>) -> Response {
-    let l = &state.ctx.config.limits;
-    let list: Vec<LanguageInfo> = state
-        .ctx
-        .languages
-        .all()
-        .iter()
-        .map(|lang| LanguageInfo {
-            name: &lang.name,
-            aliases: &lang.aliases,
-            version: &lang.version,
-            packages: &lang.packages,
-            limits: LimitInfo {
-                timeout: l.default_timeout_secs,
-                max_timeout: l.max_timeout_secs,
-                memory_limit: l.default_memory,
-                max_memory_limit: l.max_memory,
-                output_bytes: l.output_bytes,
-            },
-        })
-        .collect();
-    warp::reply::json(&list).into_response()
+    let ctx = &state.ctx;
+    warp::reply::json(&ctx.languages.catalogue(&ctx.config.limits)).into_response()
 }
 
 #[derive(Serialize)]

@@ -23,6 +23,8 @@ pub enum Ending {
     TimedOut,
     /// A stream passed its cap; the node killed the container.
     OutputLimit,
+    /// A client cancelled the job; the node killed the container.
+    Cancelled,
 }
 
 #[derive(Debug)]
@@ -40,13 +42,24 @@ pub struct Outcome {
 
 impl Sandbox {
     /// Runs `job` in the created container `id`, then removes the container whatever happened.
-    pub async fn execute(&self, id: &str, job: &Job) -> Result<Outcome, SandboxError> {
-        let result = self.drive(id, job).await;
+    /// The job is killed early if `cancel` completes.
+    pub async fn execute(
+        &self,
+        id: &str,
+        job: &Job,
+        cancel: impl std::future::Future<Output = ()>,
+    ) -> Result<Outcome, SandboxError> {
+        let result = self.drive(id, job, cancel).await;
         self.remove(id).await;
         result
     }
 
-    async fn drive(&self, id: &str, job: &Job) -> Result<Outcome, SandboxError> {
+    async fn drive(
+        &self,
+        id: &str,
+        job: &Job,
+        cancel: impl std::future::Future<Output = ()>,
+    ) -> Result<Outcome, SandboxError> {
         let docker = self.docker();
         let attach = AttachContainerOptionsBuilder::default()
             .stream(true)
@@ -73,22 +86,18 @@ impl Sandbox {
         let mut stdout = Capped::new(cap);
         let mut stderr = Capped::new(cap + bootstrap::REPORT_ROOM);
 
-        let pumped = tokio::time::timeout(
-            job.limits.timeout,
-            pump(output, input, payload, &mut stdout, &mut stderr),
-        )
-        .await;
-        let duration = started.elapsed();
-        let ending = match pumped {
-            Err(_) => Ending::TimedOut,
-            Ok(Ok(true)) => Ending::OutputLimit,
-            Ok(Ok(false)) => Ending::Exited,
-            Ok(Err(e)) => return Err(e),
+        let ending = tokio::select! {
+            pumped = tokio::time::timeout(
+                job.limits.timeout,
+                pump(output, input, payload, &mut stdout, &mut stderr),
+            ) => pumped.unwrap_or(Ok(Ending::TimedOut))?,
+            _ = cancel => Ending::Cancelled,
         };
+        let duration = started.elapsed();
         let (container_exit, oom_killed) = match ending {
             Ending::Exited => self.exit_state(id).await?,
             // Kill now rather than let the job run on while we tidy up.
-            Ending::TimedOut | Ending::OutputLimit => {
+            Ending::TimedOut | Ending::OutputLimit | Ending::Cancelled => {
                 self.remove(id).await;
                 (None, false)
             }
@@ -131,14 +140,14 @@ impl Sandbox {
 }
 
 /// Writes the payload to stdin (then closes it) while reading output into the caps, until the
-/// output ends. Returns true when a cap was passed.
+/// output ends (`Exited`) or a cap is passed (`OutputLimit`).
 async fn pump(
     mut output: impl Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin,
     mut input: impl AsyncWrite + Unpin,
     payload: Vec<u8>,
     stdout: &mut Capped,
     stderr: &mut Capped,
-) -> Result<bool, SandboxError> {
+) -> Result<Ending, SandboxError> {
     let feed = async move {
         input.write_all(&payload).await?;
         input.shutdown().await
@@ -155,9 +164,9 @@ async fn pump(
                 }
             }
             item = output.next() => match item {
-                None => return Ok(false),
-                Some(Ok(LogOutput::StdOut { message })) if stdout.push(&message) => return Ok(true),
-                Some(Ok(LogOutput::StdErr { message })) if stderr.push(&message) => return Ok(true),
+                None => return Ok(Ending::Exited),
+                Some(Ok(LogOutput::StdOut { message })) if stdout.push(&message) => return Ok(Ending::OutputLimit),
+                Some(Ok(LogOutput::StdErr { message })) if stderr.push(&message) => return Ok(Ending::OutputLimit),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(SandboxError::docker("read output")(e)),
             },

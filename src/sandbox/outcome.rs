@@ -13,6 +13,7 @@ impl Outcome {
         match self.ending {
             Ending::TimedOut => Status::TimeLimitExceeded,
             Ending::OutputLimit => Status::OutputLimitExceeded,
+            Ending::Cancelled => Status::Cancelled,
             Ending::Exited if self.stdout.truncated || self.stderr.truncated => {
                 Status::OutputLimitExceeded
             }

@@ -32,7 +32,7 @@ impl TestNode {
     }
 
     pub async fn with_config(config: Config) -> TestNode {
-        codebeaker::telemetry::init(codebeaker::config::LogFormat::Pretty);
+        codebeaker::telemetry::init(codebeaker::config::LogFormat::Pretty, "info");
         let node = Node::start(config)
             .await
             .expect("node starts (is dockerd up? run scripts/setup.sh)");

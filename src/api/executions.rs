@@ -1,0 +1,68 @@
+//! What a client can do with executions, shared by the REST routes and the NATS request/reply
+//! service: submit (and wait), read, cancel.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::ApiError;
+use crate::actors::NodeContext;
+use crate::model::{ExecuteRequest, ExecutionRecord};
+use crate::queue::Cancelled;
+
+/// How long a synchronous request may wait for a free worker, on top of its own timeout.
+const QUEUE_ALLOWANCE: Duration = Duration::from_secs(60);
+/// How long a cancel waits for the node running the job to confirm.
+const CANCEL_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Validates and enqueues a request; returns the record as queued (or as it already stands,
+/// for a repeated execution id).
+pub async fn submit(
+    ctx: &NodeContext,
+    request: ExecuteRequest,
+) -> Result<ExecutionRecord, ApiError> {
+    let job = request.validate(&ctx.languages, &ctx.config.limits)?;
+    let record = ctx.queue.submit(&job).await?;
+    tracing::info!(execution_id = %job.execution_id, language = %job.language.name, "job queued");
+    Ok(record)
+}
+
+/// Enqueues and waits for the final record. When the wait runs out, the record as it stands
+/// (queued or running) comes back instead, and the client can poll for the rest.
+pub async fn run(ctx: &NodeContext, request: ExecuteRequest) -> Result<ExecutionRecord, ApiError> {
+    let timeout = request
+        .timeout
+        .unwrap_or(ctx.config.limits.default_timeout_secs);
+    let queued = submit(ctx, request).await?;
+    if queued.status.is_final() {
+        return Ok(queued);
+    }
+    let wait = Duration::from_secs_f64(timeout) + QUEUE_ALLOWANCE;
+    let latest = ctx
+        .queue
+        .records
+        .wait_final(&queued.execution_id, wait)
+        .await?;
+    Ok(latest.unwrap_or(queued))
+}
+
+pub async fn get(ctx: &NodeContext, id: &str) -> Result<ExecutionRecord, ApiError> {
+    let id = parse_id(id)?;
+    match ctx.queue.records.get(&id).await? {
+        Some(found) => Ok(found.record),
+        None => Err(ApiError::NotFound(id)),
+    }
+}
+
+/// Cancels; the answer says whether the job is now cancelled, or was already finished.
+pub async fn cancel(ctx: &NodeContext, id: &str) -> Result<Cancelled, ApiError> {
+    let id = parse_id(id)?;
+    ctx.queue
+        .cancel(&id, CANCEL_PATIENCE)
+        .await?
+        .ok_or(ApiError::NotFound(id))
+}
+
+fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| ApiError::BadId(id.to_string()))
+}

@@ -1,0 +1,164 @@
+//! The worker node's pull loop: takes jobs from JetStream only as fast as workers are free,
+//! highest priority first, and hands them to the Supervisor. It recreates its consumers and
+//! backs off when NATS goes away, and says so in the log rather than stalling silently.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::PullConsumer;
+use futures::StreamExt;
+use ractor::rpc::CallResult;
+use ractor::ActorRef;
+use tokio::sync::{watch, Notify};
+use uuid::Uuid;
+
+use super::jetstream::{self, Delivery};
+use super::{names, records, Queue};
+use crate::actors::supervisor::SupervisorMsg;
+use crate::actors::worker::Assignment;
+use crate::actors::WorkerContext;
+use crate::model::Job;
+
+/// Longest an idle worker waits for a job it was not woken for (redeliveries, or a publish whose
+/// wake-up message was missed).
+const POLL: Duration = Duration::from_millis(250);
+
+pub async fn run(
+    queue: Queue,
+    supervisor: ActorRef<SupervisorMsg>,
+    freed: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let mut wake = match queue.client.subscribe(names::WAKE).await {
+        Ok(sub) => Some(sub),
+        Err(e) => {
+            tracing::warn!(error = %e, "no wake-up subscription; polling only");
+            None
+        }
+    };
+    while !*stop.borrow() {
+        let consumers = match jetstream::consumers(&queue.js, &queue.config).await {
+            Ok(consumers) => consumers,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot set up the job consumers; retrying in {backoff:?}");
+                pause(&mut stop, backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        tracing::info!("pulling jobs from {}", names::STREAM);
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let free = capacity(&supervisor).await;
+            if free == 0 {
+                tokio::select! {
+                    _ = freed.notified() => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            match pull(&consumers, free, &supervisor).await {
+                Ok(0) => {
+                    let woken = async {
+                        match wake.as_mut() {
+                            Some(sub) => drop(sub.next().await),
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = woken => {}
+                        _ = tokio::time::sleep(POLL) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "pulling jobs failed; recreating the consumers in {backoff:?}");
+                    pause(&mut stop, backoff).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn pause(stop: &mut watch::Receiver<bool>, how_long: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(how_long) => {}
+        _ = stop.changed() => {}
+    }
+}
+
+async fn capacity(supervisor: &ActorRef<SupervisorMsg>) -> usize {
+    match supervisor
+        .call(SupervisorMsg::Capacity, Some(Duration::from_secs(5)))
+        .await
+    {
+        Ok(CallResult::Success(n)) => n,
+        _ => 0,
+    }
+}
+
+/// Fetches up to `free` jobs without waiting, highest priority first.
+async fn pull(
+    consumers: &[PullConsumer],
+    free: usize,
+    supervisor: &ActorRef<SupervisorMsg>,
+) -> Result<usize, String> {
+    let mut taken = 0;
+    for consumer in consumers {
+        if taken >= free {
+            break;
+        }
+        let mut batch = consumer
+            .fetch()
+            .max_messages(free - taken)
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        while let Some(message) = batch.next().await {
+            let delivery = Delivery::new(message.map_err(|e| e.to_string())?);
+            match records::decode::<Job>(delivery.payload()) {
+                Ok(job) => {
+                    let assignment = Assignment {
+                        job: Box::new(job),
+                        delivery,
+                    };
+                    supervisor
+                        .cast(SupervisorMsg::Submit(Box::new(assignment)))
+                        .map_err(|e| e.to_string())?;
+                    taken += 1;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "dropping a job message that cannot be decoded");
+                    delivery.term().await;
+                }
+            }
+        }
+    }
+    Ok(taken)
+}
+
+/// Kills jobs running on this node when a client cancels them (`codebeaker.cancel.<id>`).
+pub async fn listen_for_cancels(ctx: Arc<WorkerContext>, mut stop: watch::Receiver<bool>) {
+    let mut cancels = match ctx.node.queue.client.subscribe(names::CANCEL_ALL).await {
+        Ok(sub) => sub,
+        Err(e) => return tracing::error!(error = %e, "cannot listen for cancel requests"),
+    };
+    loop {
+        tokio::select! {
+            Some(msg) = cancels.next() => {
+                let id = msg.subject.rsplit('.').next().and_then(|s| Uuid::parse_str(s).ok());
+                if let Some(id) = id.filter(|id| ctx.cancel(id)) {
+                    tracing::info!(execution_id = %id, "cancelled by request; killing its container");
+                }
+            }
+            _ = stop.changed() => return,
+            else => return,
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! NATS: the durable job queue between API and workers, the execution records, request/reply,
+//! and the embedded server.
+//!
+//! - [`jetstream`]: stream, consumers, KV bucket set-up; the delivery handle workers ack with.
+//! - [`records`]: execution records in KV (create, compare-and-set, watch until final).
+//! - [`consumer`]: the worker node's pull loop, taking only as many jobs as workers are free.
+//! - [`service`]: request/reply on `codebeaker.execute` and `codebeaker.languages`.
+//! - [`embedded`]: the `nats-server -js` child that `serve` runs when no URL is configured.
+
+pub mod consumer;
+pub mod embedded;
+pub mod jetstream;
+pub mod records;
+pub mod service;
+
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use async_nats::HeaderMap;
+use uuid::Uuid;
+
+use crate::config::NatsConfig;
+use crate::model::{ExecutionRecord, Job, Status};
+use records::Records;
+
+/// Names other programs depend on (see DESIGN's NATS layout).
+pub mod names {
+    use crate::model::Priority;
+
+    pub const STREAM: &str = "CODEBEAKER_JOBS";
+    pub const EXECUTIONS: &str = "codebeaker-executions";
+    pub const NODES: &str = "codebeaker-nodes";
+    pub const EXECUTE: &str = "codebeaker.execute";
+    pub const LANGUAGES: &str = "codebeaker.languages";
+    pub const QUEUE_GROUP: &str = "codebeaker";
+    /// An empty message after each publish, so that idle workers pull at once instead of
+    /// waiting for their next poll.
+    pub const WAKE: &str = "codebeaker.wake";
+
+    pub fn job_subject(priority: Priority) -> String {
+        format!("codebeaker.jobs.{}", priority.as_str())
+    }
+
+    pub fn cancel_subject(id: &uuid::Uuid) -> String {
+        format!("codebeaker.cancel.{id}")
+    }
+
+    pub const CANCEL_ALL: &str = "codebeaker.cancel.*";
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("cannot connect to NATS at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("NATS {what} set-up failed: {reason}")]
+    Setup { what: &'static str, reason: String },
+    #[error("NATS {what} failed: {reason}")]
+    Kv { what: &'static str, reason: String },
+    #[error("publishing the job failed: {0}")]
+    Publish(String),
+    #[error("acknowledging the job failed: {0}")]
+    Ack(String),
+    #[error("a message could not be encoded or decoded: {0}")]
+    Encoding(String),
+}
+
+impl QueueError {
+    fn setup(what: &'static str, e: impl std::fmt::Display) -> QueueError {
+        QueueError::Setup {
+            what,
+            reason: e.to_string(),
+        }
+    }
+    fn kv(what: &'static str, e: impl std::fmt::Display) -> QueueError {
+        QueueError::Kv {
+            what,
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// A node's connection to NATS, with the stream and buckets ready. Cheap to clone.
+#[derive(Clone)]
+pub struct Queue {
+    pub client: async_nats::Client,
+    pub js: async_nats::jetstream::Context,
+    pub records: Records,
+    pub nodes: kv::Store,
+    pub config: NatsConfig,
+}
+
+/// What `cancel` found.
+pub enum Cancelled {
+    /// The job was queued and will never run; or it was running and its container was killed.
+    Done(ExecutionRecord),
+    /// The job is running and its node was told to kill it, but no final record came yet.
+    Requested(ExecutionRecord),
+    /// The job had already finished.
+    AlreadyFinished(ExecutionRecord),
+}
+
+impl Queue {
+    /// Connects (retrying for `patience`, as a server may be starting) and makes sure the job
+    /// stream and KV buckets exist.
+    pub async fn connect(
+        url: &str,
+        config: &NatsConfig,
+        patience: Duration,
+    ) -> Result<Queue, QueueError> {
+        let client = connect_with_patience(url, patience).await?;
+        let js = async_nats::jetstream::new(client.clone());
+        jetstream::ensure_stream(&js, config).await?;
+        let executions = jetstream::ensure_kv(
+            &js,
+            names::EXECUTIONS,
+            Duration::from_secs(config.records_max_age_secs),
+            config.replicas,
+        )
+        .await?;
+        let nodes =
+            jetstream::ensure_kv(&js, names::NODES, Duration::from_secs(30), config.replicas)
+                .await?;
+        Ok(Queue {
+            client,
+            js,
+            records: Records::new(executions),
+            nodes,
+            config: config.clone(),
+        })
+    }
+
+    /// Records the job as queued and publishes it. Idempotent by execution id: a job whose
+    /// record exists already is not published again, and JetStream drops a duplicate publish
+    /// within its window (Nats-Msg-Id). Returns the record as it now stands.
+    pub async fn submit(&self, job: &Job) -> Result<ExecutionRecord, QueueError> {
+        let queued = ExecutionRecord::new(job, Status::Queued);
+        if !self.records.create(&queued).await? {
+            if let Some(existing) = self.records.get(&job.execution_id).await? {
+                return Ok(existing.record);
+            }
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", job.execution_id.to_string().as_str());
+        let ack = self
+            .js
+            .publish_with_headers(
+                names::job_subject(job.priority),
+                headers,
+                records::encode(job)?,
+            )
+            .await
+            .map_err(|e| QueueError::Publish(e.to_string()))?;
+        ack.await.map_err(|e| QueueError::Publish(e.to_string()))?;
+        // Best effort: a missed wake-up only means the next poll finds the job.
+        let _ = self.client.publish(names::WAKE, bytes::Bytes::new()).await;
+        Ok(queued)
+    }
+
+    /// Cancels a job: a queued one is marked cancelled (and skipped when a worker takes it),
+    /// a running one has its container killed by the node running it. None: no such job.
+    pub async fn cancel(
+        &self,
+        id: &Uuid,
+        patience: Duration,
+    ) -> Result<Option<Cancelled>, QueueError> {
+        loop {
+            let Some(current) = self.records.get(id).await? else {
+                return Ok(None);
+            };
+            let record = current.record;
+            match record.status {
+                s if s.is_final() => return Ok(Some(Cancelled::AlreadyFinished(record))),
+                Status::Queued => {
+                    let cancelled = ExecutionRecord {
+                        status: Status::Cancelled,
+                        finished_at: Some(chrono::Utc::now()),
+                        ..record
+                    };
+                    if self.records.update(&cancelled, current.revision).await? {
+                        return Ok(Some(Cancelled::Done(cancelled)));
+                    }
+                    // A worker took it meanwhile: go round and cancel it as running.
+                }
+                _ => {
+                    let _ = self
+                        .client
+                        .publish(names::cancel_subject(id), bytes::Bytes::new())
+                        .await;
+                    return Ok(Some(match self.records.wait_final(id, patience).await? {
+                        Some(r) if r.status == Status::Cancelled => Cancelled::Done(r),
+                        Some(r) if r.status.is_final() => Cancelled::AlreadyFinished(r),
+                        Some(r) => Cancelled::Requested(r),
+                        None => Cancelled::Requested(record),
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// Connects, retrying while the server may still be starting; once connected, the client
+/// reconnects on its own for as long as the node runs.
+async fn connect_with_patience(
+    url: &str,
+    patience: Duration,
+) -> Result<async_nats::Client, QueueError> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let options = async_nats::ConnectOptions::new()
+            .name("codebeaker")
+            .connection_timeout(Duration::from_secs(2));
+        match options.connect(url).await {
+            Ok(client) => return Ok(client),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(QueueError::Connect {
+                    url: url.into(),
+                    reason: e.to_string(),
+                })
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
