@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use codebeaker::config::Config;
 use codebeaker::sandbox::Sandbox;
 use common::{eventually, test_config, TestNode};
 use serde_json::json;
@@ -133,7 +134,11 @@ async fn a_new_node_removes_containers_its_earlier_run_left() {
 
 #[tokio::test]
 async fn shutdown_removes_the_containers_of_running_jobs() {
-    let node = TestNode::start(1).await;
+    let node = TestNode::with_config(Config {
+        drain_timeout_secs: 1,
+        ..test_config(1)
+    })
+    .await;
     let pending = node.spawn_post(
         json!({"language": "python", "code": "import time; time.sleep(60)", "timeout": 60}),
     );

@@ -1,54 +1,170 @@
 //! Shared by every integration test: a real node (real Docker) on a free port, and a client.
 #![allow(dead_code)] // each test binary uses a different part of this helper
 
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use codebeaker::config::Config;
-use codebeaker::node::Node;
+use codebeaker::node::{Node, Role};
 use codebeaker::sandbox::container::LABEL_NODE;
 use codebeaker::sandbox::Sandbox;
 use serde_json::{json, Value};
 
+/// A real nats-server with JetStream on a free loopback port and its own data dir; killed when
+/// dropped. `restart` keeps the port and the data.
+pub struct NatsServer {
+    pub port: u16,
+    pub url: String,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    pub fn start() -> NatsServer {
+        let port = free_port();
+        let mut server = NatsServer {
+            port,
+            url: format!("nats://127.0.0.1:{port}"),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("nats-server")
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server runs (scripts/setup.sh installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub struct TestNode {
     pub node: Node,
     pub url: String,
+    /// The node's own nats-server, unless it shares another's.
+    pub nats: Option<NatsServer>,
     http: reqwest::Client,
 }
 
 /// A config for a test node: port 0, a unique node id (so that one test's start-up cleanup
-/// never touches another's containers), and the given number of workers.
+/// never touches another's containers), the given number of workers, and a short ack_wait so
+/// that redelivery tests run in seconds.
 pub fn test_config(workers: usize) -> Config {
-    Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         node_id: format!("test-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
         workers,
+        drain_timeout_secs: 5,
         ..Config::default()
-    }
+    };
+    config.nats.ack_wait_secs = 3;
+    config
 }
 
 impl TestNode {
+    /// A whole node (API and workers) with its own nats-server.
     pub async fn start(workers: usize) -> TestNode {
         Self::with_config(test_config(workers)).await
     }
 
-    pub async fn with_config(config: Config) -> TestNode {
+    pub async fn with_config(mut config: Config) -> TestNode {
+        let nats = NatsServer::start();
+        config.nats.url = Some(nats.url.clone());
+        let mut node = Self::join(config, Role::Serve).await;
+        node.nats = Some(nats);
+        node
+    }
+
+    /// A node on the NATS server already named in `config`.
+    pub async fn join(config: Config, role: Role) -> TestNode {
         codebeaker::telemetry::init(codebeaker::config::LogFormat::Pretty, "info");
-        let node = Node::start(config)
+        let node = Node::start(config, role)
             .await
             .expect("node starts (is dockerd up? run scripts/setup.sh)");
         let url = format!("http://{}", node.addr);
         TestNode {
             node,
             url,
+            nats: None,
             http: reqwest::Client::new(),
         }
     }
 
+    pub fn nats_url(&self) -> String {
+        self.nats
+            .as_ref()
+            .expect("this node owns its nats-server")
+            .url
+            .clone()
+    }
+
     /// POSTs a raw body to /execute; returns the status code and the JSON answer.
     pub async fn post_raw(&self, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        self.send(reqwest::Method::POST, "/execute", body).await
+    }
+
+    pub async fn post_to(&self, path: &str, request: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, request.to_string())
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::DELETE, path, "").await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
         let response = self
             .http
-            .post(format!("{}/execute", self.url))
+            .request(method, format!("{}{path}", self.url))
             .header("content-type", "application/json")
             .body(body)
             .send()
@@ -123,4 +239,20 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// Polls GET /execution/{id} until the record is final.
+pub async fn final_record(node: &TestNode, id: &str, limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (status, body) = node.get(&format!("/execution/{id}")).await;
+        assert_eq!(status, 200, "{body}");
+        let record: Value = serde_json::from_str(&body).unwrap();
+        let state = record["status"].as_str().unwrap();
+        if state != "queued" && state != "running" {
+            return record;
+        }
+        assert!(Instant::now() < deadline, "still {state} after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
