@@ -131,6 +131,12 @@ async fn process(
         if !claim(ctx, job).await? {
             return Ok(None);
         }
+        if delivery.attempt() > 1 {
+            // An earlier attempt's node died; its container may still run here.
+            if let Err(e) = ctx.sandbox.remove_execution(&id.to_string()).await {
+                tracing::warn!(execution_id = %id, error = %e, "could not remove an earlier attempt's container");
+            }
+        }
         let record = execute(ctx, job, killed).await;
         records.put(&record).await?;
         Ok(Some(record))

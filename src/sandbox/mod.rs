@@ -103,9 +103,13 @@ impl Sandbox {
             user: &self.config.user,
             runtime: self.config.runtime.as_deref(),
         };
-        let options = CreateContainerOptionsBuilder::default()
-            .name(&format!("codebeaker-{}", job.execution_id))
-            .build();
+        // A redelivered job gets a container of its own beside any its earlier attempt left.
+        let name = format!(
+            "codebeaker-{}-{:04x}",
+            job.execution_id,
+            rand::random::<u16>()
+        );
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
         let created = self
             .docker
             .create_container(Some(options), spec.build())

@@ -256,3 +256,58 @@ pub async fn final_record(node: &TestNode, id: &str, limit: Duration) -> Value {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A `codebeaker` process (api, worker or serve) on the given NATS server; SIGKILLed when dropped.
+pub struct NodeProcess {
+    pub node_id: String,
+    pub url: String,
+    child: Child,
+}
+
+impl NodeProcess {
+    pub async fn start(role: &str, nats_url: &str, workers: usize) -> NodeProcess {
+        let node_id = format!("proc-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_codebeaker"))
+            .args([
+                role,
+                "--nats",
+                nats_url,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--workers", &workers.to_string()])
+            .env("CODEBEAKER_NODE_ID", &node_id)
+            .env("CODEBEAKER_NATS__ACK_WAIT_SECS", "3")
+            .env("CODEBEAKER_LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("codebeaker binary runs");
+        let process = NodeProcess {
+            node_id,
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        let health = format!("{}/health", process.url);
+        let up = eventually(Duration::from_secs(30), || async {
+            reqwest::get(&health)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        assert!(up, "{role} process did not come up");
+        process
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,131 @@
+//! Nodes in separate processes sharing one nats-server: roles, crash redelivery, and
+//! request/reply from another process.
+
+mod common;
+
+use std::time::Duration;
+
+use codebeaker::node::Role;
+use codebeaker::sandbox::Sandbox;
+use common::{eventually, final_record, test_config, NatsServer, NodeProcess, TestNode};
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+
+#[tokio::test]
+async fn an_api_only_and_a_worker_only_process_serve_jobs_together() {
+    let nats = NatsServer::start();
+    let worker = NodeProcess::start("worker", &nats.url, 2).await;
+    let api = NodeProcess::start("api", &nats.url, 0).await;
+    let record: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/execute", api.url))
+        .json(&json!({"language": "python", "code": "print('split')"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(record["status"], "completed", "{record}");
+    assert_eq!(record["stdout"], "split\n");
+    assert_eq!(record["node"], worker.node_id.as_str());
+    // The worker serves health and metrics, not the execution API.
+    let on_worker = reqwest::get(format!("{}/languages", worker.url))
+        .await
+        .unwrap();
+    assert_eq!(on_worker.status(), 404);
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_process_is_killed_completes_on_another_node() {
+    let nats = NatsServer::start();
+    let mut config = test_config(0);
+    config.nats.url = Some(nats.url.clone());
+    let api = TestNode::join(config, Role::Api).await;
+    let mut first = NodeProcess::start("worker", &nats.url, 1).await;
+    let (status, accepted) = api
+        .post_to(
+            "/execute/async",
+            json!({"language": "python", "code": "import time; time.sleep(2); print('survived')", "timeout": 10}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let id = accepted["execution_id"].as_str().unwrap().to_string();
+    let running_on_first = eventually(Duration::from_secs(10), || async {
+        let (_, body) = api.get(&format!("/execution/{id}")).await;
+        let record: serde_json::Value = serde_json::from_str(&body).unwrap();
+        record["status"] == "running" && record["node"] == first.node_id.as_str()
+    })
+    .await;
+    assert!(running_on_first);
+    first.kill();
+
+    let second = NodeProcess::start("worker", &nats.url, 1).await;
+    let record = final_record(&api, &id, Duration::from_secs(30)).await;
+    assert_eq!(record["status"], "completed", "{record}");
+    assert_eq!(record["stdout"], "survived\n");
+    assert_eq!(record["node"], second.node_id.as_str());
+
+    // The killed process could not tidy up; remove what it left.
+    let sandbox = Sandbox::connect(&first.node_id, &Default::default())
+        .await
+        .unwrap();
+    sandbox.remove_node_containers().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_cli_runs_a_file_over_nats_request_reply_with_messagepack() {
+    let node = TestNode::start(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hello.py");
+    std::fs::write(
+        &file,
+        "import sys\nprint('hi', sys.stdin.read().strip())\nsys.exit(4)\n",
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_codebeaker"))
+        .arg("run")
+        .arg(&file)
+        .args(["--nats", &node.nats_url()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"there\n").await.unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "hi there\n");
+    assert_eq!(output.status.code(), Some(4));
+}
+
+#[tokio::test]
+async fn request_reply_answers_json_when_asked_and_errors_in_the_same_shape() {
+    let node = TestNode::start(1).await;
+    let client = async_nats::connect(node.nats_url()).await.unwrap();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Content-Type", "application/json");
+    let body = json!({"language": "python", "code": "print(2 + 2)"}).to_string();
+    let reply = client
+        .request_with_headers("codebeaker.execute", headers.clone(), body.into())
+        .await
+        .unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(record["status"], "completed");
+    assert_eq!(record["stdout"], "4\n");
+
+    let bad = json!({"language": "cobol", "code": "x"}).to_string();
+    let reply = client
+        .request_with_headers("codebeaker.execute", headers, bad.into())
+        .await
+        .unwrap();
+    let error: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(error["error"]["code"], "unknown_language");
+
+    let reply = client
+        .request("codebeaker.languages", "".into())
+        .await
+        .unwrap();
+    let languages: Vec<codebeaker::languages::LanguageInfo> =
+        rmp_serde::from_slice(&reply.payload).unwrap();
+    assert_eq!(languages[0].name, "python");
+}
