@@ -22,7 +22,8 @@ pub struct Measurement {
     pub p50_ms: f64,
     pub p90_ms: f64,
     pub p99_ms: f64,
-    pub per_second: f64,
+    /// Runs per second, for workloads timed as a whole.
+    pub per_second: Option<f64>,
     /// p50 of this workload divided by the p50 of `docker run --rm`.
     pub vs_docker_run: Option<f64>,
 }
@@ -39,11 +40,40 @@ pub enum BenchError {
 
 pub struct BenchOptions {
     pub url: String,
+    /// Another server to measure in the same run (an older build, another deployment).
+    pub baseline_url: Option<String>,
     pub runs: usize,
 }
 
 pub async fn run(options: &BenchOptions, config: &Config) -> Result<Vec<Measurement>, BenchError> {
-    let client = Client::rest(&options.url);
+    let docker_args = docker_run_args(config);
+    let bare = time_runs(options.runs, || command(host_python(), &["-c", "print(1)"])).await?;
+    let docker = time_runs(options.runs, || command("docker", &docker_args)).await?;
+    let mut results = vec![
+        summarize("bare python3 process", bare),
+        summarize("docker run --rm (same hardening)", docker),
+    ];
+    if let Some(baseline) = &options.baseline_url {
+        let (latency, _) = sync_latency(baseline, options.runs).await?;
+        results.push(summarize(
+            &format!("POST /execute print(1) @ {baseline}"),
+            latency,
+        ));
+    }
+    let (latency, to_start) = sync_latency(&options.url, options.runs).await?;
+    results.push(summarize("POST /execute print(1), sequential", latency));
+    results.push(summarize("  of which enqueue-to-start (records)", to_start));
+    let docker_p50 = results[1].p50_ms;
+    for m in &mut results {
+        m.vs_docker_run = Some(m.p50_ms / docker_p50);
+    }
+    Ok(results)
+}
+
+/// Sequential synchronous `print(1)` jobs: request latency, and from each record the time from
+/// its creation (enqueue) to a worker starting it.
+async fn sync_latency(url: &str, runs: usize) -> Result<(Timed, Timed), BenchError> {
+    let client = Client::rest(url);
     let request = ExecuteRequest {
         language: "python".into(),
         code: "print(1)".into(),
@@ -53,43 +83,43 @@ pub async fn run(options: &BenchOptions, config: &Config) -> Result<Vec<Measurem
         priority: Default::default(),
         execution_id: None,
     };
-    let docker_args = docker_run_args(config);
-    let mut results = vec![
-        measure("bare python3 process", options.runs, || {
-            command(host_python(), &["-c", "print(1)"])
-        })
-        .await?,
-        measure("docker run --rm (same hardening)", options.runs, || {
-            command("docker", &docker_args)
-        })
-        .await?,
-        measure(
-            "POST /execute print(1), sequential",
-            options.runs,
-            || async {
-                let record = client.execute(&request).await?;
-                match record.status {
-                    Status::Completed => Ok(()),
-                    other => Err(BenchError::JobFailed(other)),
-                }
-            },
-        )
-        .await?,
-    ];
-    let docker_p50 = results[1].p50_ms;
-    for m in &mut results {
-        m.vs_docker_run = Some(m.p50_ms / docker_p50);
-    }
-    Ok(results)
+    let to_start = std::sync::Mutex::new(Vec::new());
+    let latency = time_runs(runs, || async {
+        let record = client.execute(&request).await?;
+        if record.status != Status::Completed {
+            return Err(BenchError::JobFailed(record.status));
+        }
+        if let Some(started) = record.started_at {
+            let gap = (started - record.created_at).to_std().unwrap_or_default();
+            to_start.lock().expect("not poisoned").push(gap);
+        }
+        Ok(())
+    })
+    .await?;
+    let mut to_start = to_start.into_inner().expect("not poisoned");
+    to_start.remove(0); // the warm-up run
+    to_start.sort();
+    Ok((
+        latency,
+        Timed {
+            samples: to_start,
+            total: None,
+        },
+    ))
+}
+
+/// Sorted samples and, for timed runs, the wall time they took together.
+pub struct Timed {
+    samples: Vec<Duration>,
+    total: Option<Duration>,
 }
 
 /// Runs `op` `runs` times in sequence, after one unmeasured warm-up run.
-async fn measure<F, Fut>(name: &str, runs: usize, mut op: F) -> Result<Measurement, BenchError>
+async fn time_runs<F, Fut>(runs: usize, mut op: F) -> Result<Timed, BenchError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), BenchError>>,
 {
-    eprintln!("bench: {name} × {runs} …");
     op().await?;
     let mut samples = Vec::with_capacity(runs);
     let total = Instant::now();
@@ -98,17 +128,25 @@ where
         op().await?;
         samples.push(start.elapsed());
     }
-    let elapsed = total.elapsed();
+    let total = Some(total.elapsed());
     samples.sort();
-    Ok(Measurement {
+    Ok(Timed { samples, total })
+}
+
+fn summarize(name: &str, timed: Timed) -> Measurement {
+    eprintln!("bench: {name}: done");
+    let s = &timed.samples;
+    Measurement {
         name: name.to_string(),
-        runs,
-        p50_ms: ms(percentile(&samples, 0.50)),
-        p90_ms: ms(percentile(&samples, 0.90)),
-        p99_ms: ms(percentile(&samples, 0.99)),
-        per_second: runs as f64 / elapsed.as_secs_f64(),
+        runs: s.len(),
+        p50_ms: ms(percentile(s, 0.50)),
+        p90_ms: ms(percentile(s, 0.90)),
+        p99_ms: ms(percentile(s, 0.99)),
+        per_second: timed
+            .total
+            .map(|t| s.len() as f64 / t.as_secs_f64().max(1e-9)),
         vs_docker_run: None,
-    })
+    }
 }
 
 async fn command(program: &str, args: &[impl AsRef<std::ffi::OsStr>]) -> Result<(), BenchError> {
@@ -240,18 +278,18 @@ fn cli_args(body: &ContainerCreateBody, cmd: &[&str]) -> Vec<String> {
 /// Prints the measurements as a table.
 pub fn print_table(results: &[Measurement]) {
     println!(
-        "{:<38} {:>5} {:>9} {:>9} {:>9} {:>8} {:>14}",
+        "{:<48} {:>5} {:>9} {:>9} {:>9} {:>8} {:>14}",
         "workload", "runs", "p50 ms", "p90 ms", "p99 ms", "per s", "p50/docker run"
     );
     for m in results {
         println!(
-            "{:<38} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>8.1} {:>14.2}",
+            "{:<48} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>14.2}",
             m.name,
             m.runs,
             m.p50_ms,
             m.p90_ms,
             m.p99_ms,
-            m.per_second,
+            m.per_second.map_or("-".into(), |r| format!("{r:.1}")),
             m.vs_docker_run.unwrap_or(f64::NAN)
         );
     }

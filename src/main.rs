@@ -52,6 +52,9 @@ enum Command {
         /// The server's REST address.
         #[arg(long, default_value = "http://127.0.0.1:8000")]
         url: String,
+        /// Also measure this server in the same run (an older build, another deployment).
+        #[arg(long)]
+        baseline_url: Option<String>,
         /// Runs per workload.
         #[arg(long, default_value_t = 50)]
         runs: usize,
@@ -118,8 +121,22 @@ async fn main() -> ExitCode {
             server,
         } => run(&file, language, &server).await,
         Command::Languages { server } => languages(&server).await,
-        Command::Bench { url, runs, json } => {
-            bench(BenchOptions { url, runs }, &config, json).await
+        Command::Bench {
+            url,
+            baseline_url,
+            runs,
+            json,
+        } => {
+            bench(
+                BenchOptions {
+                    url,
+                    baseline_url,
+                    runs,
+                },
+                &config,
+                json,
+            )
+            .await
         }
     }
 }

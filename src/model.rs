@@ -16,15 +16,18 @@ use crate::sandbox::limits::{ByteSize, LimitError, Limits};
 pub struct ExecuteRequest {
     pub language: String,
     pub code: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub stdin: String,
     /// Wall-clock limit in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<f64>,
     /// Memory (and memory+swap) limit, e.g. `"128m"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_limit: Option<ByteSize>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Priority::is_normal")]
     pub priority: Priority,
     /// A client-chosen id makes submission idempotent: the same id runs once.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub execution_id: Option<Uuid>,
 }
 
@@ -40,6 +43,10 @@ pub enum Priority {
 impl Priority {
     /// Highest first: the order workers take jobs in.
     pub const ALL: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
+
+    fn is_normal(&self) -> bool {
+        *self == Priority::Normal
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -212,10 +219,16 @@ impl ExecutionRecord {
     }
 
     pub fn internal_error(job: &Job, reason: impl Into<String>) -> Self {
+        ExecutionRecord::new(job, Status::Queued).failed(reason)
+    }
+
+    /// This record, ended as `internal_error` for the given reason.
+    pub fn failed(self, reason: impl Into<String>) -> Self {
         ExecutionRecord {
+            status: Status::InternalError,
             error: Some(reason.into()),
             finished_at: Some(Utc::now()),
-            ..ExecutionRecord::new(job, Status::InternalError)
+            ..self
         }
     }
 }

@@ -128,16 +128,16 @@ async fn process(
     let (kill, killed) = oneshot::channel();
     ctx.running.insert(id, kill);
     let result = async {
-        if !claim(ctx, job).await? {
+        let Some(running) = claim(ctx, job).await? else {
             return Ok(None);
-        }
+        };
         if delivery.attempt() > 1 {
             // An earlier attempt's node died; its container may still run here.
             if let Err(e) = ctx.sandbox.remove_execution(&id.to_string()).await {
                 tracing::warn!(execution_id = %id, error = %e, "could not remove an earlier attempt's container");
             }
         }
-        let record = execute(ctx, job, killed).await;
+        let record = execute(ctx, job, running, killed).await;
         records.put(&record).await?;
         Ok(Some(record))
     }
@@ -146,8 +146,9 @@ async fn process(
     result
 }
 
-/// Marks the record running (compare-and-set). False when it is final or was cancelled.
-async fn claim(ctx: &WorkerContext, job: &Job) -> Result<bool, QueueError> {
+/// Marks the record running (compare-and-set) and returns it. None when it is final or was
+/// cancelled.
+async fn claim(ctx: &WorkerContext, job: &Job) -> Result<Option<ExecutionRecord>, QueueError> {
     let records = &ctx.node.queue.records;
     loop {
         let (record, revision) = match records.get(&job.execution_id).await? {
@@ -156,7 +157,7 @@ async fn claim(ctx: &WorkerContext, job: &Job) -> Result<bool, QueueError> {
             None => (ExecutionRecord::new(job, Status::Queued), None),
         };
         if record.status.is_final() {
-            return Ok(false);
+            return Ok(None);
         }
         let running = ExecutionRecord {
             status: Status::Running,
@@ -169,15 +170,20 @@ async fn claim(ctx: &WorkerContext, job: &Job) -> Result<bool, QueueError> {
             None => records.create(&running).await?,
         };
         if stored {
-            return Ok(true);
+            return Ok(Some(running));
         }
     }
 }
 
-async fn execute(ctx: &WorkerContext, job: &Job, killed: oneshot::Receiver<()>) -> ExecutionRecord {
+async fn execute(
+    ctx: &WorkerContext,
+    job: &Job,
+    running: ExecutionRecord,
+    killed: oneshot::Receiver<()>,
+) -> ExecutionRecord {
     let runtime_name = names::runtime(ctx.node.node_id(), &job.language.name);
     let Some(runtime) = lookup::<RuntimeMsg>(&runtime_name) else {
-        return ExecutionRecord::internal_error(job, "this node has no runtime for the language");
+        return running.failed("this node has no runtime for the language");
     };
     let acquired = runtime
         .call(
@@ -201,10 +207,10 @@ async fn execute(ctx: &WorkerContext, job: &Job, killed: oneshot::Receiver<()>) 
         }
     };
     match ctx.sandbox.execute(&container, job, cancelled).await {
-        Ok(outcome) => outcome.into_record(job, ctx.node.node_id()),
+        Ok(outcome) => outcome.into_record(running),
         Err(e) => {
             tracing::error!(execution_id = %job.execution_id, error = %e, "execution failed");
-            ExecutionRecord::internal_error(job, e.to_string())
+            running.failed(e.to_string())
         }
     }
 }

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use bollard::container::{AttachContainerResults, LogOutput};
 use bollard::query_parameters::{AttachContainerOptionsBuilder, WaitContainerOptionsBuilder};
-use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -36,7 +35,6 @@ pub struct Outcome {
     pub report: Option<Report>,
     pub stdout: Capped,
     pub stderr: Capped,
-    pub started_at: DateTime<Utc>,
     pub duration: Duration,
 }
 
@@ -76,7 +74,6 @@ impl Sandbox {
             .start_container(id, None)
             .await
             .map_err(SandboxError::docker("start container"))?;
-        let started_at = Utc::now();
         let started = Instant::now();
 
         let nonce = format!("{:016x}", rand::random::<u64>());
@@ -111,7 +108,6 @@ impl Sandbox {
             report,
             stdout,
             stderr,
-            started_at,
             duration,
         })
     }

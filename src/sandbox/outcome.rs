@@ -4,7 +4,7 @@ use chrono::Utc;
 
 use super::bootstrap;
 use super::execute::{Ending, Outcome};
-use crate::model::{ExecutionRecord, Job, Status};
+use crate::model::{ExecutionRecord, Status};
 
 impl Outcome {
     /// The status, decided from facts the node or Docker observed, never guessed from an exit
@@ -23,7 +23,8 @@ impl Outcome {
         }
     }
 
-    pub fn into_record(self, job: &Job, node: &str) -> ExecutionRecord {
+    /// The final record, built on the running one (which carries the node and start time).
+    pub fn into_record(self, running: ExecutionRecord) -> ExecutionRecord {
         let status = self.status();
         let exit_code = self.report.map(|r| r.exit_code);
         let error = (status == Status::InternalError).then(|| match self.container_exit {
@@ -46,11 +47,9 @@ impl Outcome {
             duration_ms: Some(self.duration.as_millis() as u64),
             cpu_time_ms: self.report.map(|r| r.cpu_time.as_millis() as u64),
             memory_peak_bytes: self.report.map(|r| r.memory_peak_bytes),
-            node: Some(node.to_string()),
             error,
-            started_at: Some(self.started_at),
             finished_at: Some(Utc::now()),
-            ..ExecutionRecord::new(job, status)
+            ..running
         }
     }
 }
@@ -96,7 +95,6 @@ mod tests {
             }),
             stdout: Capped::new(4),
             stderr: Capped::new(4),
-            started_at: Utc::now(),
             duration: Duration::ZERO,
         }
     }
