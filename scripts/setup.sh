@@ -5,12 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# --compose: also build the service images docker-compose.yml runs (needs a release build).
+COMPOSE=false
+[ "${1:-}" = "--compose" ] && COMPOSE=true
+
 DATA_DIR=${CODEBEAKER_SETUP_DIR:-/var/lib/codebeaker-setup}
 DOCKERD_LOG=${DOCKERD_LOG:-/var/log/codebeaker-dockerd.log}
 BASE_IMAGE=codebeaker/base:bookworm
 LANGUAGES=${CODEBEAKER_LANGUAGES:-$(ls docker/runtimes)}
 
-say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+say() { if [ -t 1 ]; then printf '\033[1m[setup]\033[0m %s\n' "$*"; else printf '[setup] %s\n' "$*"; fi; }
 
 need_root() {
   if [ "$(id -u)" -ne 0 ]; then echo "setup must run as root (it installs packages and starts dockerd)" >&2; exit 1; fi
@@ -67,7 +71,8 @@ build_base() {
 # Rebuilds a runtime image only when its Dockerfile directory changed (hash kept as a label).
 build_runtime() {
   local lang=$1 dir=docker/runtimes/$1 tag=codebeaker/$1:latest
-  local hash; hash=$(tar -C "$dir" -cf - . | sha256sum | cut -c1-16)
+  # Content only (names and bytes), so a fresh clone with new mtimes is still up to date.
+  local hash; hash=$( (cd "$dir" && find . -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16)
   if [ "$(docker image inspect -f '{{index .Config.Labels "codebeaker.source_hash"}}' "$tag" 2>/dev/null)" = "$hash" ]; then
     say "runtime image $tag up to date"; return
   fi
@@ -76,10 +81,23 @@ build_runtime() {
     -t "$tag" "$dir" >"$DATA_DIR/build-$lang.log" 2>&1 || { tail -30 "$DATA_DIR/build-$lang.log" >&2; exit 1; }
 }
 
+# The images docker-compose.yml runs: nats-server, and CodeBeaker from a release build.
+build_service_images() {
+  say "building the nats image codebeaker/nats:latest"
+  docker build --network host --build-arg BASE="$BASE_IMAGE" -t codebeaker/nats:latest \
+    -f docker/nats/Dockerfile nats >"$DATA_DIR/build-nats.log" 2>&1 || { tail -30 "$DATA_DIR/build-nats.log" >&2; exit 1; }
+  say "building CodeBeaker (release) for the service image"
+  cargo build --release --quiet
+  say "building the service image codebeaker/codebeaker:latest"
+  docker build --network host --build-arg BASE="$BASE_IMAGE" -t codebeaker/codebeaker:latest \
+    -f docker/codebeaker/Dockerfile . >"$DATA_DIR/build-service.log" 2>&1 || { tail -30 "$DATA_DIR/build-service.log" >&2; exit 1; }
+}
+
 need_root
 mkdir -p "$DATA_DIR"
 install_packages
 start_dockerd
 build_base
 for lang in $LANGUAGES; do build_runtime "$lang"; done
+$COMPOSE && build_service_images
 say "ready"

@@ -204,12 +204,13 @@ async fn connect_with_patience(
     url: &str,
     patience: Duration,
 ) -> Result<async_nats::Client, QueueError> {
+    let servers = server_addrs(url)?;
     let deadline = tokio::time::Instant::now() + patience;
     loop {
         let options = async_nats::ConnectOptions::new()
             .name("codebeaker")
             .connection_timeout(Duration::from_secs(2));
-        match options.connect(url).await {
+        match options.connect(servers.as_slice()).await {
             Ok(client) => return Ok(client),
             Err(e) if tokio::time::Instant::now() >= deadline => {
                 return Err(QueueError::Connect {
@@ -219,5 +220,30 @@ async fn connect_with_patience(
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
+    }
+}
+
+/// Parses `nats://a:4222,nats://b:4222`: one URL or several, comma-separated.
+pub fn server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>, QueueError> {
+    url.split(',')
+        .map(|one| {
+            one.trim().parse().map_err(|e| QueueError::Connect {
+                url: url.to_string(),
+                reason: format!("`{}` is not a NATS URL: {e}", one.trim()),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_urls_separated_by_commas() {
+        let addrs = server_addrs("nats://127.0.0.1:4222, nats://127.0.0.1:4223").unwrap();
+        assert_eq!(addrs.len(), 2);
+        assert_eq!(addrs[1].port(), 4223);
+        assert!(server_addrs("nats://:bad:port").is_err());
     }
 }
