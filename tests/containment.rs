@@ -12,7 +12,7 @@ use serde_json::json;
 #[tokio::test]
 async fn the_network_is_unreachable() {
     let node = TestNode::start(1).await;
-    let port = node.node.addr.port();
+    let port = node.node().addr.port();
     let code = format!(
         "import os, socket\n\
          print(sorted(os.listdir('/sys/class/net')))\n\
@@ -148,8 +148,8 @@ async fn shutdown_removes_the_containers_of_running_jobs() {
         })
         .await
     );
-    let node_id = node.node.node_id().to_string();
-    node.node.shutdown().await;
+    let node_id = node.node().node_id().to_string();
+    node.shutdown().await;
     let sandbox = Sandbox::connect(&node_id, &Default::default())
         .await
         .unwrap();

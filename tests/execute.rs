@@ -108,7 +108,7 @@ async fn health_reports_the_worker_pool() {
     let health: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(health["status"], "ok");
     assert_eq!(health["workers"], 3);
-    assert_eq!(health["node"], node.node.node_id());
+    assert_eq!(health["node"], node.node().node_id());
 }
 
 #[tokio::test]

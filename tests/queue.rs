@@ -35,7 +35,7 @@ async fn async_submit_then_poll_to_the_result() {
     assert_eq!(record["status"], "completed");
     assert_eq!(record["stdout"], "later\n");
     assert_eq!(record["execution_id"], id.as_str());
-    assert_eq!(record["node"], node.node.node_id());
+    assert_eq!(record["node"], node.node().node_id());
 }
 
 #[tokio::test]
@@ -225,7 +225,7 @@ async fn a_job_past_max_deliver_is_recorded_as_internal_error_with_the_reason() 
         })
         .await
     );
-    node.node.status().await.unwrap().workers[0].kill();
+    node.node().status().await.unwrap().workers[0].kill();
     let record = final_record(&node, &id, Duration::from_secs(20)).await;
     assert_eq!(record["status"], "internal_error", "{record}");
     assert!(

@@ -10,13 +10,13 @@ use serde_json::json;
 #[tokio::test]
 async fn a_killed_worker_is_replaced_and_the_replacement_serves_the_next_job() {
     let node = TestNode::start(1).await;
-    let before = node.node.status().await.unwrap();
+    let before = node.node().status().await.unwrap();
     assert_eq!(before.workers.len(), 1);
     let victim = before.workers[0].clone();
     victim.kill();
 
     let replaced = eventually(Duration::from_secs(10), || async {
-        let s = node.node.status().await.unwrap();
+        let s = node.node().status().await.unwrap();
         s.restarts == 1 && s.workers.len() == 1 && s.workers[0].get_id() != victim.get_id()
     })
     .await;
@@ -49,7 +49,7 @@ async fn a_job_whose_worker_is_killed_is_redelivered_and_completes() {
         })
         .await
     );
-    node.node.status().await.unwrap().workers[0].kill();
+    node.node().status().await.unwrap().workers[0].kill();
     // The dead worker's container goes at once; the job comes back after ack_wait (3 s here).
     assert!(
         eventually(Duration::from_secs(2), || async {
@@ -61,5 +61,5 @@ async fn a_job_whose_worker_is_killed_is_redelivered_and_completes() {
     let record = final_record(&node, &id, Duration::from_secs(20)).await;
     assert_eq!(record["status"], "completed", "{record}");
     assert_eq!(record["stdout"], "done\n");
-    assert_eq!(node.node.status().await.unwrap().restarts, 1);
+    assert_eq!(node.node().status().await.unwrap().restarts, 1);
 }

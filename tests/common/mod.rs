@@ -74,6 +74,32 @@ impl Drop for NatsServer {
     }
 }
 
+/// Removes every container labelled with this node id (for nodes a test ends without a
+/// shutdown: killed processes, or tests that stop while jobs still run).
+pub fn remove_containers_of(node_id: &str) {
+    let listed = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=codebeaker.node={node_id}"),
+        ])
+        .output();
+    if let Ok(out) = listed {
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .arg("rm")
+                .arg("-f")
+                .args(&ids)
+                .output();
+        }
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -83,7 +109,8 @@ pub fn free_port() -> u16 {
 }
 
 pub struct TestNode {
-    pub node: Node,
+    /// Taken only by `shutdown`.
+    node: Option<Node>,
     pub url: String,
     /// The node's own nats-server, unless it shares another's.
     pub nats: Option<NatsServer>,
@@ -127,11 +154,19 @@ impl TestNode {
             .expect("node starts (is dockerd up? run scripts/setup.sh)");
         let url = format!("http://{}", node.addr);
         TestNode {
-            node,
+            node: Some(node),
             url,
             nats: None,
             http: reqwest::Client::new(),
         }
+    }
+
+    pub fn node(&self) -> &Node {
+        self.node.as_ref().expect("node is running")
+    }
+
+    pub async fn shutdown(mut self) {
+        self.node.take().expect("node is running").shutdown().await;
     }
 
     pub fn nats_url(&self) -> String {
@@ -215,11 +250,11 @@ impl TestNode {
 
     /// Ids of this node's containers that still exist, running or not.
     pub async fn containers(&self) -> Vec<String> {
-        let sandbox = Sandbox::connect(self.node.node_id(), &Default::default())
+        let sandbox = Sandbox::connect(self.node().node_id(), &Default::default())
             .await
             .unwrap();
         sandbox
-            .list_labelled(LABEL_NODE, self.node.node_id())
+            .list_labelled(LABEL_NODE, self.node().node_id())
             .await
             .unwrap()
     }
@@ -309,5 +344,14 @@ impl NodeProcess {
 impl Drop for NodeProcess {
     fn drop(&mut self) {
         self.kill();
+        remove_containers_of(&self.node_id);
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(node) = &self.node {
+            remove_containers_of(node.node_id());
+        }
     }
 }
