@@ -129,3 +129,74 @@ async fn request_reply_answers_json_when_asked_and_errors_in_the_same_shape() {
         rmp_serde::from_slice(&reply.payload).unwrap();
     assert_eq!(languages[0].name, "python");
 }
+
+#[tokio::test]
+async fn serve_without_a_nats_url_runs_and_restarts_its_own_nats_server() {
+    let data = tempfile::tempdir().unwrap();
+    let nats_port = common::free_port();
+    let http_port = common::free_port();
+    let node_id = format!(
+        "embedded-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_codebeaker"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{http_port}"),
+            "--workers",
+            "1",
+        ])
+        .env("CODEBEAKER_NODE_ID", &node_id)
+        .env("CODEBEAKER_NATS__EMBEDDED_PORT", nats_port.to_string())
+        .env("CODEBEAKER_NATS__DATA_DIR", data.path())
+        .env_remove("CODEBEAKER_NATS__URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{http_port}");
+    let run = || async {
+        let response = reqwest::Client::new()
+            .post(format!("{url}/execute"))
+            .json(&json!({"language": "python", "code": "print('embedded')"}))
+            .send()
+            .await;
+        match response {
+            Ok(r) => r.json::<serde_json::Value>().await.ok(),
+            Err(_) => None,
+        }
+    };
+    let first = eventually(Duration::from_secs(30), || async {
+        run().await.is_some_and(|r| r["status"] == "completed")
+    })
+    .await;
+    assert!(first, "the node with embedded NATS did not serve a job");
+    assert!(
+        data.path().join("nats").exists(),
+        "JetStream data lives under the data dir"
+    );
+
+    // Kill the nats-server child: the node restarts it, and jobs flow again.
+    let pattern = format!("nats-server -js -a 127.0.0.1 -p {nats_port}");
+    let killed = std::process::Command::new("pkill")
+        .args(["-9", "-f", &pattern])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "the embedded nats-server was running");
+    let again = eventually(Duration::from_secs(60), || async {
+        run().await.is_some_and(|r| r["status"] == "completed")
+    })
+    .await;
+    assert!(
+        again,
+        "no job served after the embedded nats-server was killed"
+    );
+
+    let _ = child.kill().await;
+    common::remove_containers_of(&node_id);
+    let _ = std::process::Command::new("pkill")
+        .args(["-9", "-f", &pattern])
+        .status();
+}

@@ -236,3 +236,14 @@ async fn a_job_past_max_deliver_is_recorded_as_internal_error_with_the_reason() 
         "{record}"
     );
 }
+
+#[tokio::test]
+async fn a_job_longer_than_ack_wait_is_kept_alive_and_runs_once() {
+    // ack_wait is 3 s in tests: without in-progress acks this job would be redelivered.
+    let node = TestNode::start(2).await;
+    let id = submit(&node, json!({"language": "python", "code": "import time; time.sleep(7); print('once')", "timeout": 15})).await;
+    let record = final_record(&node, &id, Duration::from_secs(30)).await;
+    assert_eq!(record["status"], "completed", "{record}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(executions_total(&node).await, 1, "the job ran once");
+}

@@ -71,7 +71,7 @@ fn execution_routes(state: Arc<ApiState>) -> Routes {
     let body = warp::body::content_length_limit(max_body).and(warp::body::bytes());
     let execute = warp::path!("execute")
         .and(warp::post())
-        .and(body.clone())
+        .and(body)
         .and(with_state.clone())
         .then(execute);
     let execute_async = warp::path!("execute" / "async")
