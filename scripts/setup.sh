@@ -68,17 +68,38 @@ build_base() {
   rm -rf "$root"
 }
 
-# Rebuilds a runtime image only when its Dockerfile directory changed (hash kept as a label).
-build_runtime() {
-  local lang=$1 dir=docker/runtimes/$1 tag=codebeaker/$1:latest
+# Builds image $2 from directory $1 on base $3, unless an image built from the same content on
+# the same base exists (the pair's hash is kept as a label).
+build_image() {
+  local dir=$1 tag=$2 base=$3 name; name=$(basename "$dir")
   # Content only (names and bytes), so a fresh clone with new mtimes is still up to date.
-  local hash; hash=$( (cd "$dir" && find . -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16)
+  local hash; hash=$( { (cd "$dir" && find . -type f -print0 | sort -z | xargs -0 sha256sum);
+                        docker image inspect -f '{{.Id}}' "$base"; } | sha256sum | cut -c1-16)
   if [ "$(docker image inspect -f '{{index .Config.Labels "codebeaker.source_hash"}}' "$tag" 2>/dev/null)" = "$hash" ]; then
-    say "runtime image $tag up to date"; return
+    say "image $tag up to date"; return
   fi
-  say "building runtime image $tag (log: $DATA_DIR/build-$lang.log)"
-  docker build --network host --build-arg BASE="$BASE_IMAGE" --label codebeaker.source_hash="$hash" \
-    -t "$tag" "$dir" >"$DATA_DIR/build-$lang.log" 2>&1 || { tail -30 "$DATA_DIR/build-$lang.log" >&2; exit 1; }
+  say "building image $tag (log: $DATA_DIR/build-$name.log)"
+  if ! docker build --network host --build-arg BASE="$base" --label codebeaker.source_hash="$hash" \
+      -t "$tag" "$dir" >"$DATA_DIR/build-$name.log" 2>&1; then
+    echo "building $tag failed; last lines of $DATA_DIR/build-$name.log:" >&2
+    tail -30 "$DATA_DIR/build-$name.log" >&2
+    return 1
+  fi
+  say "built $tag"
+}
+
+# Language images share the runtime base and build in parallel (their time is mostly downloads).
+build_runtimes() {
+  build_image docker/runtime-base codebeaker/runtime-base:latest "$BASE_IMAGE"
+  local pids=() failed=0
+  for lang in $LANGUAGES; do
+    build_image "docker/runtimes/$lang" "codebeaker/$lang:latest" codebeaker/runtime-base:latest &
+    pids+=($!)
+    # At most three builds at once on a small machine.
+    if [ ${#pids[@]} -ge 3 ]; then wait "${pids[0]}" || failed=1; pids=("${pids[@]:1}"); fi
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  [ $failed -eq 0 ] || { echo "some images failed to build" >&2; exit 1; }
 }
 
 # The images docker-compose.yml runs: nats-server, and CodeBeaker from a release build.
@@ -98,6 +119,6 @@ mkdir -p "$DATA_DIR"
 install_packages
 start_dockerd
 build_base
-for lang in $LANGUAGES; do build_runtime "$lang"; done
+build_runtimes
 $COMPOSE && build_service_images
 say "ready"

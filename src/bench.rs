@@ -74,15 +74,7 @@ pub async fn run(options: &BenchOptions, config: &Config) -> Result<Vec<Measurem
 /// its creation (enqueue) to a worker starting it.
 async fn sync_latency(url: &str, runs: usize) -> Result<(Timed, Timed), BenchError> {
     let client = Client::rest(url);
-    let request = ExecuteRequest {
-        language: "python".into(),
-        code: "print(1)".into(),
-        stdin: String::new(),
-        timeout: None,
-        memory_limit: None,
-        priority: Default::default(),
-        execution_id: None,
-    };
+    let request = ExecuteRequest::new("python", "print(1)");
     let to_start = std::sync::Mutex::new(Vec::new());
     let latency = time_runs(runs, || async {
         let record = client.execute(&request).await?;
@@ -193,11 +185,13 @@ fn ms(d: Duration) -> f64 {
 fn docker_run_args(config: &Config) -> Vec<String> {
     let languages = Languages::load(config.languages_file.as_deref()).expect("languages load");
     let language = languages.get("python").expect("python is defined");
-    let limits = Limits::resolve(&config.limits, None, None).expect("defaults are valid");
+    let limits =
+        Limits::resolve(&config.limits, &language.limits, None, None).expect("defaults are valid");
     let body = Spec {
         execution_id: "bench".into(),
         node_id: "bench",
         language,
+        args: &[],
         limits: &limits,
         user: &config.docker.user,
         runtime: config.docker.runtime.as_deref(),

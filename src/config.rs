@@ -96,6 +96,14 @@ pub struct LimitsConfig {
     pub open_files: i64,
     pub max_code_bytes: ByteSize,
     pub max_stdin_bytes: ByteSize,
+    /// Extra source files a request may carry, and their total decoded size.
+    pub max_files: usize,
+    pub max_files_bytes: ByteSize,
+    pub max_args: usize,
+    pub max_arg_bytes: usize,
+    /// Compile step: seconds (languages may override) and the cap on each of its streams.
+    pub compile_timeout_secs: f64,
+    pub compile_output_bytes: ByteSize,
     /// Largest request body; checked from Content-Length before the body is read.
     pub max_body_bytes: ByteSize,
 }
@@ -157,6 +165,12 @@ impl Default for LimitsConfig {
             open_files: 256,
             max_code_bytes: ByteSize::kib(256),
             max_stdin_bytes: ByteSize::mib(1),
+            max_files: 20,
+            max_files_bytes: ByteSize::mib(1),
+            max_args: 64,
+            max_arg_bytes: 4096,
+            compile_timeout_secs: 10.0,
+            compile_output_bytes: ByteSize::kib(64),
             max_body_bytes: ByteSize::mib(2),
         }
     }

@@ -21,10 +21,30 @@ pub struct Language {
     pub image: String,
     /// Name of the source file the code is written to, inside the work dir.
     pub file: String,
+    /// Shell command that compiles the sources in the work dir, for compiled languages.
+    #[serde(default)]
+    pub compile: Option<String>,
     /// Command that runs the program; arguments follow it.
     pub run: Vec<String>,
+    /// Prints the toolchain's version inside the image (checked against `version` by tests).
+    pub version_command: Vec<String>,
+    /// A hello-world program.
+    pub example: String,
     #[serde(default)]
     pub packages: Vec<String>,
+    #[serde(default)]
+    pub limits: LanguageLimits,
+}
+
+/// Per-language overrides of the server's limits (compilers and JVMs need more room).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LanguageLimits {
+    /// Default memory limit for this language (still bounded by the server maximum).
+    pub memory: Option<ByteSize>,
+    pub pids: Option<i64>,
+    /// Seconds the compile step may take.
+    pub compile_timeout: Option<f64>,
 }
 
 /// What clients are told about a language (`GET /languages`, `codebeaker.languages`).
@@ -33,7 +53,9 @@ pub struct LanguageInfo {
     pub name: String,
     pub aliases: Vec<String>,
     pub version: String,
+    pub compiled: bool,
     pub packages: Vec<String>,
+    pub example: String,
     pub limits: LimitInfo,
 }
 
@@ -57,7 +79,7 @@ pub enum LanguagesError {
     Parse(#[from] toml::de::Error),
     #[error("language name or alias `{0}` is defined twice")]
     Duplicate(String),
-    #[error("language `{0}` has an empty run command")]
+    #[error("language `{0}` has an empty run or version command")]
     EmptyRun(String),
 }
 
@@ -92,7 +114,7 @@ impl Languages {
         let list = toml::from_str::<File>(text)?.language;
         let mut index = HashMap::new();
         for (i, lang) in list.iter().enumerate() {
-            if lang.run.is_empty() {
+            if lang.run.is_empty() || lang.version_command.is_empty() {
                 return Err(LanguagesError::EmptyRun(lang.name.clone()));
             }
             for key in std::iter::once(&lang.name).chain(&lang.aliases) {
@@ -125,11 +147,13 @@ impl Languages {
                 name: lang.name.clone(),
                 aliases: lang.aliases.clone(),
                 version: lang.version.clone(),
+                compiled: lang.compile.is_some(),
                 packages: lang.packages.clone(),
+                example: lang.example.clone(),
                 limits: LimitInfo {
                     timeout: limits.default_timeout_secs,
                     max_timeout: limits.max_timeout_secs,
-                    memory_limit: limits.default_memory,
+                    memory_limit: lang.limits.memory.unwrap_or(limits.default_memory),
                     max_memory_limit: limits.max_memory,
                     output_bytes: limits.output_bytes,
                 },
@@ -145,10 +169,17 @@ mod tests {
     #[test]
     fn builtin_definitions_resolve_names_and_aliases() {
         let langs = Languages::load(None).unwrap();
-        for name in ["python", "py", "Python3"] {
-            assert_eq!(langs.get(name).unwrap().name, "python");
+        for (alias, name) in [
+            ("py", "python"),
+            ("Python3", "python"),
+            ("node", "javascript"),
+            ("C#", "csharp"),
+            ("c++", "cpp"),
+        ] {
+            assert_eq!(langs.get(alias).unwrap().name, name);
         }
         assert!(langs.get("cobol").is_none());
+        assert_eq!(langs.all().len(), 13);
     }
 
     #[test]
@@ -161,6 +192,8 @@ mod tests {
             image = "i"
             file = "f"
             run = ["r"]
+            version_command = ["v"]
+            example = "e"
             [[language]]
             name = "b"
             aliases = ["X"]
@@ -168,6 +201,8 @@ mod tests {
             image = "i"
             file = "f"
             run = ["r"]
+            version_command = ["v"]
+            example = "e"
         "#;
         assert!(matches!(
             Languages::parse(text),

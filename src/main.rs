@@ -190,13 +190,8 @@ async fn run(file: &PathBuf, language: Option<String>, server: &ServerArgs) -> E
         let _ = std::io::stdin().read_to_string(&mut stdin);
     }
     let request = ExecuteRequest {
-        language,
-        code,
         stdin,
-        timeout: None,
-        memory_limit: None,
-        priority: Default::default(),
-        execution_id: None,
+        ..ExecuteRequest::new(language, code)
     };
     let record = match server.client().await {
         Ok(client) => client.execute(&request).await,

@@ -29,6 +29,41 @@ pub struct ExecuteRequest {
     /// A client-chosen id makes submission idempotent: the same id runs once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution_id: Option<Uuid>,
+    /// More source files, written beside the main one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<SourceFile>,
+    /// Command-line arguments for the program.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Packages the code uses; each must be one the language allows (all are preinstalled).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceFile {
+    /// Relative path inside the work dir, e.g. `util.py` or `pkg/helper.c`.
+    pub name: String,
+    pub content: String,
+    #[serde(default)]
+    pub encoding: Encoding,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    #[default]
+    Utf8,
+    Base64,
+}
+
+/// A source file as a job carries it: a checked name and its bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobFile {
+    pub name: String,
+    #[serde(with = "serde_bytes")]
+    pub content: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -67,6 +102,7 @@ pub enum Status {
     TimeLimitExceeded,
     MemoryLimitExceeded,
     OutputLimitExceeded,
+    CompileError,
     Cancelled,
     InternalError,
 }
@@ -80,6 +116,7 @@ impl Status {
             Status::TimeLimitExceeded => "time_limit_exceeded",
             Status::MemoryLimitExceeded => "memory_limit_exceeded",
             Status::OutputLimitExceeded => "output_limit_exceeded",
+            Status::CompileError => "compile_error",
             Status::Cancelled => "cancelled",
             Status::InternalError => "internal_error",
         }
@@ -103,6 +140,8 @@ pub struct ExecutionRecord {
     pub stderr: String,
     pub stdout_truncated: bool,
     pub stderr_truncated: bool,
+    /// The compile step, for compiled languages.
+    pub compile: Option<CompileResult>,
     pub duration_ms: Option<u64>,
     pub cpu_time_ms: Option<u64>,
     pub memory_peak_bytes: Option<u64>,
@@ -117,6 +156,19 @@ pub struct ExecutionRecord {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+/// What the compile step printed and how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompileResult {
+    pub stdout: String,
+    pub stderr: String,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    /// None when the compiler was killed at its time limit.
+    pub exit_code: Option<i64>,
+    pub timed_out: bool,
+    pub duration_ms: u64,
+}
+
 /// A validated request with its id and resolved limits, ready for a worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
@@ -126,6 +178,8 @@ pub struct Job {
     pub stdin: String,
     pub limits: Limits,
     pub priority: Priority,
+    pub files: Vec<JobFile>,
+    pub args: Vec<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -147,9 +201,31 @@ pub enum ValidationError {
     },
     #[error(transparent)]
     Limit(#[from] LimitError),
+    #[error("package `{name}` is not available for {language}; allowed: {}", if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") })]
+    Package {
+        name: String,
+        language: String,
+        allowed: Vec<String>,
+    },
 }
 
 impl ExecuteRequest {
+    /// A request with every optional field at its default.
+    pub fn new(language: impl Into<String>, code: impl Into<String>) -> Self {
+        ExecuteRequest {
+            language: language.into(),
+            code: code.into(),
+            stdin: String::new(),
+            timeout: None,
+            memory_limit: None,
+            priority: Priority::Normal,
+            execution_id: None,
+            files: vec![],
+            args: vec![],
+            packages: vec![],
+        }
+    }
+
     pub fn validate(
         self,
         languages: &Languages,
@@ -169,10 +245,25 @@ impl ExecuteRequest {
         }
         check_size("code", &self.code, limits.max_code_bytes)?;
         check_size("stdin", &self.stdin, limits.max_stdin_bytes)?;
-        let limits = Limits::resolve(limits, self.timeout, self.memory_limit)?;
+        if let Some(name) = self
+            .packages
+            .iter()
+            .find(|p| !language.packages.contains(p))
+        {
+            return Err(ValidationError::Package {
+                name: name.clone(),
+                language: language.name.clone(),
+                allowed: language.packages.clone(),
+            });
+        }
+        check_args(&self.args, limits)?;
+        let files = check_files(self.files, &language.file, limits)?;
+        let limits = Limits::resolve(limits, &language.limits, self.timeout, self.memory_limit)?;
         Ok(Job {
             execution_id: self.execution_id.unwrap_or_else(Uuid::new_v4),
             priority: self.priority,
+            files,
+            args: self.args,
             language,
             code: self.code,
             stdin: self.stdin,
@@ -180,6 +271,105 @@ impl ExecuteRequest {
             created_at: Utc::now(),
         })
     }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
+    ValidationError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+fn check_args(args: &[String], limits: &LimitsConfig) -> Result<(), ValidationError> {
+    if args.len() > limits.max_args {
+        return Err(invalid(
+            "args",
+            format!("at most {} arguments", limits.max_args),
+        ));
+    }
+    if args
+        .iter()
+        .any(|a| a.len() > limits.max_arg_bytes || a.contains('\0'))
+    {
+        return Err(invalid(
+            "args",
+            format!(
+                "each argument at most {} bytes, without NUL",
+                limits.max_arg_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes the extra files and checks their names: relative, plain components (letters,
+/// digits, `.`, `_`, `-`), no `..`, not the main file, no duplicates; and their count and size.
+fn check_files(
+    files: Vec<SourceFile>,
+    main: &str,
+    limits: &LimitsConfig,
+) -> Result<Vec<JobFile>, ValidationError> {
+    if files.len() > limits.max_files {
+        return Err(invalid(
+            "files",
+            format!("at most {} files", limits.max_files),
+        ));
+    }
+    let mut out: Vec<JobFile> = Vec::with_capacity(files.len());
+    let mut total = 0u64;
+    for file in files {
+        check_file_name(&file.name)?;
+        if file.name == main || out.iter().any(|f| f.name == file.name) {
+            return Err(invalid(
+                "files",
+                format!(
+                    "`{}` is given twice (the code itself is `{main}`)",
+                    file.name
+                ),
+            ));
+        }
+        let content = match file.encoding {
+            Encoding::Utf8 => file.content.into_bytes(),
+            Encoding::Base64 => {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(file.content.trim())
+                    .map_err(|e| {
+                        invalid("files", format!("`{}` is not valid base64: {e}", file.name))
+                    })?
+            }
+        };
+        total += content.len() as u64;
+        out.push(JobFile {
+            name: file.name,
+            content,
+        });
+    }
+    if total > limits.max_files_bytes.bytes() {
+        return Err(ValidationError::TooLarge {
+            field: "files",
+            size: total as usize,
+            limit: limits.max_files_bytes.bytes(),
+        });
+    }
+    Ok(out)
+}
+
+fn check_file_name(name: &str) -> Result<(), ValidationError> {
+    let plain = |c: &str| {
+        !c.is_empty()
+            && c != "."
+            && c != ".."
+            && c.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
+    };
+    if name.len() > 128 || name.starts_with('/') || !name.split('/').all(plain) {
+        return Err(invalid(
+            "files",
+            format!("`{name}` is not an allowed file name: use a relative path of letters, digits, `.`, `_` and `-`, without `..`"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_size(field: &'static str, value: &str, limit: ByteSize) -> Result<(), ValidationError> {
@@ -205,6 +395,7 @@ impl ExecutionRecord {
             stderr: String::new(),
             stdout_truncated: false,
             stderr_truncated: false,
+            compile: None,
             duration_ms: None,
             cpu_time_ms: None,
             memory_peak_bytes: None,
@@ -267,17 +458,9 @@ mod tests {
             ValidationError::Invalid { field: "code", .. }
         ));
         let big = "x".repeat(cfg.max_code_bytes.bytes() as usize + 1);
-        let err = ExecuteRequest {
-            language: "python".into(),
-            code: big,
-            stdin: String::new(),
-            timeout: None,
-            memory_limit: None,
-            priority: Priority::Normal,
-            execution_id: None,
-        }
-        .validate(&langs, &cfg)
-        .unwrap_err();
+        let err = ExecuteRequest::new("python", big)
+            .validate(&langs, &cfg)
+            .unwrap_err();
         assert!(matches!(
             err,
             ValidationError::TooLarge { field: "code", .. }
@@ -287,10 +470,10 @@ mod tests {
     #[test]
     fn unknown_fields_are_refused() {
         let err = serde_json::from_str::<ExecuteRequest>(
-            r#"{"language":"python","code":"x","files":[]}"#,
+            r#"{"language":"python","code":"x","network":true}"#,
         )
         .unwrap_err();
-        assert!(err.to_string().contains("unknown field `files`"));
+        assert!(err.to_string().contains("unknown field `network`"));
     }
 
     #[test]
@@ -303,5 +486,92 @@ mod tests {
             let json = serde_json::to_value(status).unwrap();
             assert_eq!(json, status.as_str());
         }
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    fn job(files: serde_json::Value) -> Result<Job, ValidationError> {
+        let request: ExecuteRequest = serde_json::from_value(serde_json::json!({
+            "language": "python", "code": "print(1)", "files": files
+        }))
+        .unwrap();
+        request.validate(&Languages::load(None).unwrap(), &LimitsConfig::default())
+    }
+
+    #[test]
+    fn files_decode_from_utf8_and_base64() {
+        let job = job(serde_json::json!([
+            {"name": "util.py", "content": "X = 1"},
+            {"name": "data/blob.bin", "content": "AAEC/w==", "encoding": "base64"}
+        ]))
+        .unwrap();
+        assert_eq!(job.files[0].content, b"X = 1");
+        assert_eq!(job.files[1].content, [0, 1, 2, 255]);
+    }
+
+    #[test]
+    fn unsafe_names_are_refused() {
+        for name in [
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            ".",
+            "x y",
+            "a\\b",
+            "main.py",
+            "",
+        ] {
+            let err = job(serde_json::json!([{"name": name, "content": ""}])).unwrap_err();
+            assert!(
+                matches!(err, ValidationError::Invalid { field: "files", .. }),
+                "{name}: {err}"
+            );
+        }
+        let err =
+            job(serde_json::json!([{"name": "b.bin", "content": "%%%", "encoding": "base64"}]))
+                .unwrap_err();
+        assert!(err.to_string().contains("not valid base64"));
+    }
+
+    #[test]
+    fn too_many_or_too_large_files_are_refused() {
+        let many: Vec<_> = (0..21)
+            .map(|i| serde_json::json!({"name": format!("f{i}.py"), "content": ""}))
+            .collect();
+        assert!(matches!(
+            job(serde_json::json!(many)),
+            Err(ValidationError::Invalid { field: "files", .. })
+        ));
+        let big = "x".repeat(1024 * 1024 + 1);
+        assert!(matches!(
+            job(serde_json::json!([{"name": "big.txt", "content": big}])),
+            Err(ValidationError::TooLarge { field: "files", .. })
+        ));
+    }
+
+    #[test]
+    fn only_allowed_packages_pass() {
+        let langs = Languages::load(None).unwrap();
+        let request = |pkgs: serde_json::Value| -> ExecuteRequest {
+            serde_json::from_value(
+                serde_json::json!({"language": "python", "code": "x", "packages": pkgs}),
+            )
+            .unwrap()
+        };
+        assert!(request(serde_json::json!(["numpy"]))
+            .validate(&langs, &LimitsConfig::default())
+            .is_ok());
+        let err = request(serde_json::json!(["numpy", "tensorflow"]))
+            .validate(&langs, &LimitsConfig::default())
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`tensorflow` is not available for python; allowed: numpy, pandas"),
+            "{err}"
+        );
     }
 }

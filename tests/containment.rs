@@ -66,10 +66,10 @@ async fn the_environment_is_the_allow_list() {
     let r = node
         .python("import os\nprint(sorted(os.environ))\nprint(os.environ['HOSTNAME'])")
         .await;
-    // HOSTNAME comes from Docker and PWD from the shell; neither tells the job anything.
+    // HOSTNAME comes from Docker, PWD from the shell, MPL* and PYTHON* from the image.
     assert_eq!(
         r["stdout"],
-        "['HOME', 'HOSTNAME', 'LANG', 'PATH', 'PWD', 'PYTHONDONTWRITEBYTECODE', 'PYTHONUNBUFFERED', 'TMPDIR']\nsandbox\n"
+        "['HOME', 'HOSTNAME', 'LANG', 'MPLBACKEND', 'MPLCONFIGDIR', 'PATH', 'PWD', 'PYTHONDONTWRITEBYTECODE', 'PYTHONUNBUFFERED', 'TMPDIR']\nsandbox\n"
     );
 }
 

@@ -67,6 +67,11 @@ impl ApiError {
                 "limit_out_of_range",
                 Some(e.field),
             ),
+            ApiError::Invalid(V::Package { .. }) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "package_not_allowed",
+                Some("packages"),
+            ),
             ApiError::BadId(_) => (StatusCode::BAD_REQUEST, "invalid_id", Some("execution_id")),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
             ApiError::AlreadyFinished(_) => (StatusCode::CONFLICT, "already_finished", None),

@@ -24,6 +24,8 @@ pub struct Spec<'a> {
     pub execution_id: String,
     pub node_id: &'a str,
     pub language: &'a Language,
+    /// The program's arguments, after the language's run command.
+    pub args: &'a [String],
     pub limits: &'a Limits,
     pub user: &'a str,
     pub runtime: Option<&'a str>,
@@ -38,6 +40,7 @@ impl Spec<'_> {
             "cb".into(),
         ];
         cmd.extend(self.language.run.iter().cloned());
+        cmd.extend(self.args.iter().cloned());
         let labels = HashMap::from([
             (LABEL_EXECUTION.to_string(), self.execution_id.clone()),
             (LABEL_NODE.to_string(), self.node_id.to_string()),
@@ -120,11 +123,14 @@ mod tests {
     #[test]
     fn every_hardening_default_is_set() {
         let langs = Languages::load(None).unwrap();
-        let limits = Limits::resolve(&LimitsConfig::default(), None, None).unwrap();
+        let python = langs.get("python").unwrap();
+        let limits = Limits::resolve(&LimitsConfig::default(), &python.limits, None, None).unwrap();
+        let args = vec!["-v".to_string()];
         let body = Spec {
             execution_id: "e1".into(),
             node_id: "n1",
-            language: langs.get("python").unwrap(),
+            language: python,
+            args: &args,
             limits: &limits,
             user: "10001:10001",
             runtime: None,
@@ -152,6 +158,7 @@ mod tests {
             .collect();
         assert_eq!(names, ["nofile", "fsize", "core"]);
         assert_eq!(body.user.as_deref(), Some("10001:10001"));
+        assert_eq!(body.cmd.as_ref().unwrap().last().unwrap(), "-v");
         assert_eq!(body.labels.unwrap()[LABEL_EXECUTION], "e1");
         assert!(body.host_config.unwrap().binds.is_none(), "no host mounts");
     }

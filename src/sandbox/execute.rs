@@ -8,8 +8,8 @@ use bollard::query_parameters::{AttachContainerOptionsBuilder, WaitContainerOpti
 use futures::{Stream, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::bootstrap::{self, Report};
-use super::output::Capped;
+use super::bootstrap::{self, CompileReport, Report};
+use super::output::{Capped, Capture, Event};
 use super::{Sandbox, SandboxError};
 use crate::model::Job;
 
@@ -33,8 +33,13 @@ pub struct Outcome {
     pub container_exit: Option<i64>,
     pub oom_killed: bool,
     pub report: Option<Report>,
+    /// The compile step's report, for compiled languages that got that far.
+    pub compiled: Option<CompileReport>,
+    /// The deadline passed while the compiler was still running.
+    pub compile_timed_out: bool,
     pub stdout: Capped,
     pub stderr: Capped,
+    /// Wall-clock time of the program itself (after any compile step).
     pub duration: Duration,
 }
 
@@ -74,23 +79,32 @@ impl Sandbox {
             .start_container(id, None)
             .await
             .map_err(SandboxError::docker("start container"))?;
-        let started = Instant::now();
-
         let nonce = format!("{:016x}", rand::random::<u64>());
-        let file = (job.language.file.as_str(), job.code.as_bytes());
-        let payload = bootstrap::payload(&nonce, &[file], job.stdin.as_bytes());
+        let header = bootstrap::Header {
+            nonce: &nonce,
+            compile: job
+                .language
+                .compile
+                .as_deref()
+                .map(|c| (c, job.limits.compile_timeout)),
+            compile_cap: job.limits.compile_output.bytes(),
+        };
+        let mut files = vec![(job.language.file.as_str(), job.code.as_bytes())];
+        files.extend(
+            job.files
+                .iter()
+                .map(|f| (f.name.as_str(), f.content.as_slice())),
+        );
+        let payload = bootstrap::payload(&header, &files, job.stdin.as_bytes());
         let cap = job.limits.output.bytes() as usize;
-        let mut stdout = Capped::new(cap);
-        let mut stderr = Capped::new(cap + bootstrap::REPORT_ROOM);
+        let mut capture = Capture::new(cap, &nonce, header.compile.is_some());
 
+        let mut clock = Clock::new(&job.limits, capture.compiling());
         let ending = tokio::select! {
-            pumped = tokio::time::timeout(
-                job.limits.timeout,
-                pump(output, input, payload, &mut stdout, &mut stderr),
-            ) => pumped.unwrap_or(Ok(Ending::TimedOut))?,
+            pumped = pump(output, input, payload, &mut capture, &mut clock) => pumped?,
             _ = cancel => Ending::Cancelled,
         };
-        let duration = started.elapsed();
+        let duration = clock.run_started.elapsed();
         let (container_exit, oom_killed) = match ending {
             Ending::Exited => self.exit_state(id).await?,
             // Kill now rather than let the job run on while we tidy up.
@@ -99,6 +113,13 @@ impl Sandbox {
                 (None, false)
             }
         };
+        let compile_timed_out = ending == Ending::TimedOut && capture.compiling();
+        let Capture {
+            stdout,
+            mut stderr,
+            compiled,
+            ..
+        } = capture;
         let report = bootstrap::take_report(&mut stderr.bytes, &nonce);
         stderr.limit_to(cap);
         Ok(Outcome {
@@ -106,6 +127,8 @@ impl Sandbox {
             container_exit,
             oom_killed,
             report,
+            compile_timed_out,
+            compiled,
             stdout,
             stderr,
             duration,
@@ -135,14 +158,45 @@ impl Sandbox {
     }
 }
 
-/// Writes the payload to stdin (then closes it) while reading output into the caps, until the
-/// output ends (`Exited`) or a cap is passed (`OutputLimit`).
+/// The wall-clock deadline: the compile step's limit (plus grace for the bootstrap's own kill)
+/// while compiling, then the job's timeout from the moment the program starts.
+struct Clock {
+    deadline: tokio::time::Instant,
+    run_timeout: Duration,
+    run_started: Instant,
+}
+
+/// Time the bootstrap has to report a compiler it killed at the compile limit.
+const COMPILE_GRACE: Duration = Duration::from_secs(2);
+
+impl Clock {
+    fn new(limits: &crate::sandbox::limits::Limits, compiling: bool) -> Clock {
+        let first = if compiling {
+            limits.compile_timeout + COMPILE_GRACE
+        } else {
+            limits.timeout
+        };
+        Clock {
+            deadline: tokio::time::Instant::now() + first,
+            run_timeout: limits.timeout,
+            run_started: Instant::now(),
+        }
+    }
+
+    fn program_started(&mut self) {
+        self.run_started = Instant::now();
+        self.deadline = tokio::time::Instant::now() + self.run_timeout;
+    }
+}
+
+/// Writes the payload to stdin (then closes it) while reading output into the capture, until
+/// the output ends (`Exited`), a cap is passed (`OutputLimit`) or the deadline (`TimedOut`).
 async fn pump(
     mut output: impl Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin,
     mut input: impl AsyncWrite + Unpin,
     payload: Vec<u8>,
-    stdout: &mut Capped,
-    stderr: &mut Capped,
+    capture: &mut Capture,
+    clock: &mut Clock,
 ) -> Result<Ending, SandboxError> {
     let feed = async move {
         input.write_all(&payload).await?;
@@ -151,21 +205,28 @@ async fn pump(
     tokio::pin!(feed);
     let mut feeding = true;
     loop {
-        tokio::select! {
+        let event = tokio::select! {
             fed = &mut feed, if feeding => {
                 feeding = false;
                 // A program may exit without reading its stdin; that closes the pipe early.
                 if let Err(e) = fed {
                     tracing::debug!(error = %e, "stdin closed before all of it was written");
                 }
+                Event::More
             }
+            _ = tokio::time::sleep_until(clock.deadline) => return Ok(Ending::TimedOut),
             item = output.next() => match item {
                 None => return Ok(Ending::Exited),
-                Some(Ok(LogOutput::StdOut { message })) if stdout.push(&message) => return Ok(Ending::OutputLimit),
-                Some(Ok(LogOutput::StdErr { message })) if stderr.push(&message) => return Ok(Ending::OutputLimit),
-                Some(Ok(_)) => {}
+                Some(Ok(LogOutput::StdOut { message })) => capture.stdout(&message),
+                Some(Ok(LogOutput::StdErr { message })) => capture.stderr(&message),
+                Some(Ok(_)) => Event::More,
                 Some(Err(e)) => return Err(SandboxError::docker("read output")(e)),
             },
+        };
+        match event {
+            Event::Overflow => return Ok(Ending::OutputLimit),
+            Event::Compiled => clock.program_started(),
+            Event::More => {}
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::config::LimitsConfig;
+use crate::languages::LanguageLimits;
 
 /// A number of bytes, written in config and requests as `"128m"`, `"64k"`, `"1g"` or a bare
 /// integer of bytes. Suffixes are binary (k = 1024).
@@ -92,6 +93,9 @@ pub struct Limits {
     pub tmpfs: ByteSize,
     pub file_size: ByteSize,
     pub open_files: i64,
+    /// Wall-clock limit of the compile step, for compiled languages.
+    pub compile_timeout: Duration,
+    pub compile_output: ByteSize,
 }
 
 /// A requested limit outside what the server allows.
@@ -105,10 +109,12 @@ pub struct LimitError {
 }
 
 impl Limits {
-    /// Applies the request's `timeout` (seconds) and `memory_limit` over the server defaults,
-    /// refusing values outside the server's bounds rather than silently clamping them.
+    /// Applies the request's `timeout` (seconds) and `memory_limit` over the language's and the
+    /// server's defaults, refusing values outside the server's bounds rather than silently
+    /// clamping them.
     pub fn resolve(
         cfg: &LimitsConfig,
+        language: &LanguageLimits,
         timeout_secs: Option<f64>,
         memory: Option<ByteSize>,
     ) -> Result<Limits, LimitError> {
@@ -121,7 +127,13 @@ impl Limits {
                 got: timeout.to_string(),
             });
         }
-        let memory = memory.unwrap_or(cfg.default_memory);
+        let memory = match memory {
+            Some(asked) => asked, // checked against the bounds below
+            None => language
+                .memory
+                .unwrap_or(cfg.default_memory)
+                .min(cfg.max_memory),
+        };
         if memory < cfg.min_memory || memory > cfg.max_memory {
             return Err(LimitError {
                 field: "memory_limit",
@@ -134,11 +146,15 @@ impl Limits {
             timeout: Duration::from_secs_f64(timeout),
             memory,
             cpus: cfg.cpus,
-            pids: cfg.pids,
+            pids: language.pids.unwrap_or(cfg.pids),
             output: cfg.output_bytes,
             tmpfs: cfg.tmpfs_bytes,
             file_size: cfg.file_bytes,
             open_files: cfg.open_files,
+            compile_timeout: Duration::from_secs_f64(
+                language.compile_timeout.unwrap_or(cfg.compile_timeout_secs),
+            ),
+            compile_output: cfg.compile_output_bytes,
         })
     }
 }
@@ -169,16 +185,56 @@ mod tests {
     #[test]
     fn defaults_apply_and_out_of_range_values_name_the_field() {
         let cfg = LimitsConfig::default();
-        let limits = Limits::resolve(&cfg, None, None).unwrap();
+        let limits = Limits::resolve(&cfg, &LanguageLimits::default(), None, None).unwrap();
         assert_eq!(limits.timeout, Duration::from_secs(5));
         assert_eq!(limits.memory, cfg.default_memory);
 
-        let err = Limits::resolve(&cfg, Some(0.0), None).unwrap_err();
+        let err = Limits::resolve(&cfg, &LanguageLimits::default(), Some(0.0), None).unwrap_err();
         assert_eq!(err.field, "timeout");
-        let err = Limits::resolve(&cfg, Some(cfg.max_timeout_secs + 1.0), None).unwrap_err();
+        let err = Limits::resolve(
+            &cfg,
+            &LanguageLimits::default(),
+            Some(cfg.max_timeout_secs + 1.0),
+            None,
+        )
+        .unwrap_err();
         assert_eq!(err.field, "timeout");
-        let err = Limits::resolve(&cfg, None, Some(ByteSize::kib(1))).unwrap_err();
+        let err = Limits::resolve(
+            &cfg,
+            &LanguageLimits::default(),
+            None,
+            Some(ByteSize::kib(1)),
+        )
+        .unwrap_err();
         assert_eq!(err.field, "memory_limit");
         assert!(err.to_string().contains("between 16m and 2g"), "{err}");
+    }
+
+    #[test]
+    fn a_language_raises_defaults_but_not_past_the_server_maximum() {
+        let cfg = LimitsConfig::default();
+        let java = LanguageLimits {
+            memory: Some(ByteSize::mib(512)),
+            pids: Some(128),
+            compile_timeout: Some(30.0),
+        };
+        let limits = Limits::resolve(&cfg, &java, None, None).unwrap();
+        assert_eq!(limits.memory, ByteSize::mib(512));
+        assert_eq!(limits.pids, 128);
+        assert_eq!(limits.compile_timeout, Duration::from_secs(30));
+        let huge = LanguageLimits {
+            memory: Some(ByteSize::mib(8192)),
+            ..java
+        };
+        assert_eq!(
+            Limits::resolve(&cfg, &huge, None, None).unwrap().memory,
+            cfg.max_memory
+        );
+        let asked = Limits::resolve(&cfg, &huge, None, Some(ByteSize::mib(64))).unwrap();
+        assert_eq!(
+            asked.memory,
+            ByteSize::mib(64),
+            "the request's own value wins"
+        );
     }
 }

@@ -99,6 +99,7 @@ impl Sandbox {
             execution_id: job.execution_id.to_string(),
             node_id: &self.node_id,
             language: &job.language,
+            args: &job.args,
             limits: &job.limits,
             user: &self.config.user,
             runtime: self.config.runtime.as_deref(),

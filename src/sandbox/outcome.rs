@@ -4,12 +4,16 @@ use chrono::Utc;
 
 use super::bootstrap;
 use super::execute::{Ending, Outcome};
-use crate::model::{ExecutionRecord, Status};
+use crate::model::{CompileResult, ExecutionRecord, Status};
 
 impl Outcome {
     /// The status, decided from facts the node or Docker observed, never guessed from an exit
     /// code: a client should not have to interpret 137.
     pub fn status(&self) -> Status {
+        let compile_failed = self.compiled.as_ref().is_some_and(|c| c.exit_code != 0);
+        if self.compile_timed_out || compile_failed {
+            return Status::CompileError;
+        }
         match self.ending {
             Ending::TimedOut => Status::TimeLimitExceeded,
             Ending::OutputLimit => Status::OutputLimitExceeded,
@@ -27,6 +31,7 @@ impl Outcome {
     pub fn into_record(self, running: ExecutionRecord) -> ExecutionRecord {
         let status = self.status();
         let exit_code = self.report.map(|r| r.exit_code);
+        let compile = self.compile_result();
         let error = (status == Status::InternalError).then(|| match self.container_exit {
             Some(bootstrap::EXIT_NO_NONCE | bootstrap::EXIT_UNPACK_FAILED) => {
                 "the job's files could not be unpacked in the container".to_string()
@@ -44,7 +49,8 @@ impl Outcome {
             stderr: self.stderr.text(),
             stdout_truncated: self.stdout.truncated,
             stderr_truncated: self.stderr.truncated,
-            duration_ms: Some(self.duration.as_millis() as u64),
+            compile,
+            duration_ms: (status != Status::CompileError).then(|| self.duration.as_millis() as u64),
             cpu_time_ms: self.report.map(|r| r.cpu_time.as_millis() as u64),
             memory_peak_bytes: self.report.map(|r| r.memory_peak_bytes),
             error,
@@ -53,6 +59,36 @@ impl Outcome {
         }
     }
 }
+
+impl Outcome {
+    fn compile_result(&self) -> Option<CompileResult> {
+        if self.compile_timed_out {
+            return Some(CompileResult {
+                stdout: String::new(),
+                stderr: String::new(),
+                stdout_truncated: false,
+                stderr_truncated: false,
+                exit_code: None,
+                timed_out: true,
+                duration_ms: self.duration.as_millis() as u64,
+            });
+        }
+        let c = self.compiled.as_ref()?;
+        // The bootstrap runs the compiler under timeout(1), which exits 124 when it fired.
+        let timed_out = c.exit_code == TIMEOUT_EXIT;
+        Some(CompileResult {
+            stdout: String::from_utf8_lossy(&c.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&c.stderr).into_owned(),
+            stdout_truncated: c.stdout_truncated,
+            stderr_truncated: c.stderr_truncated,
+            exit_code: (!timed_out).then_some(c.exit_code),
+            timed_out,
+            duration_ms: c.duration_ms,
+        })
+    }
+}
+
+const TIMEOUT_EXIT: i64 = 124;
 
 /// The signal behind a shell exit status of 128+n.
 fn signal_name(exit_code: i64) -> Option<&'static str> {
@@ -88,6 +124,8 @@ mod tests {
             ending,
             container_exit: report,
             oom_killed: false,
+            compiled: None,
+            compile_timed_out: false,
             report: report.map(|exit_code| Report {
                 exit_code,
                 memory_peak_bytes: 1,

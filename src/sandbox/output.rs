@@ -1,4 +1,73 @@
-//! Output capture with a hard cap: a job's output is never buffered past its limit.
+//! Output capture with a hard cap: a job's output is never buffered past its limit. For
+//! compiled languages the compile step's block is split off the start of stderr first.
+
+use super::bootstrap::{CompileParser, CompileReport, Parsed, REPORT_ROOM};
+
+/// Both streams of one execution.
+pub struct Capture {
+    pub stdout: Capped,
+    pub stderr: Capped,
+    /// Still waiting for the compile block (compiled languages only).
+    compile: Option<CompileParser>,
+    pub compiled: Option<CompileReport>,
+}
+
+/// What a chunk of output changed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event {
+    More,
+    /// A stream passed its cap.
+    Overflow,
+    /// The compile step's report is in; the program starts now.
+    Compiled,
+}
+
+impl Capture {
+    /// `cap` applies to each stream; stderr keeps room beyond it for the bootstrap's report.
+    pub fn new(cap: usize, nonce: &str, compiles: bool) -> Self {
+        Capture {
+            stdout: Capped::new(cap),
+            stderr: Capped::new(cap + REPORT_ROOM),
+            compile: compiles.then(|| CompileParser::new(nonce)),
+            compiled: None,
+        }
+    }
+
+    /// True until the compile step has reported (never true for interpreted languages).
+    pub fn compiling(&self) -> bool {
+        self.compile.is_some()
+    }
+
+    pub fn stdout(&mut self, chunk: &[u8]) -> Event {
+        overflow_or(self.stdout.push(chunk), Event::More)
+    }
+
+    pub fn stderr(&mut self, chunk: &[u8]) -> Event {
+        let Some(parser) = self.compile.as_mut() else {
+            return overflow_or(self.stderr.push(chunk), Event::More);
+        };
+        match parser.feed(chunk) {
+            Parsed::Pending => Event::More,
+            Parsed::Done { report, rest } => {
+                self.compile = None;
+                self.compiled = Some(report);
+                overflow_or(self.stderr.push(&rest), Event::Compiled)
+            }
+            Parsed::NotABlock(bytes) => {
+                self.compile = None;
+                overflow_or(self.stderr.push(&bytes), Event::More)
+            }
+        }
+    }
+}
+
+fn overflow_or(overflowed: bool, otherwise: Event) -> Event {
+    if overflowed {
+        Event::Overflow
+    } else {
+        otherwise
+    }
+}
 
 /// One output stream, kept up to `cap` bytes.
 #[derive(Debug, Default)]

@@ -1,0 +1,8 @@
+// The Node.js globals a job's TypeScript may use, declared loosely: Debian ships no @types/node.
+declare var require: any;
+declare var module: any;
+declare var exports: any;
+declare var process: any;
+declare var Buffer: any;
+declare var __dirname: string;
+declare var __filename: string;
