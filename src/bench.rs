@@ -43,6 +43,8 @@ pub struct BenchOptions {
     /// Another server to measure in the same run (an older build, another deployment).
     pub baseline_url: Option<String>,
     pub runs: usize,
+    /// Runs of each language's hello-world example (0: skip that workload).
+    pub per_language: usize,
 }
 
 pub async fn run(options: &BenchOptions, config: &Config) -> Result<Vec<Measurement>, BenchError> {
@@ -63,6 +65,17 @@ pub async fn run(options: &BenchOptions, config: &Config) -> Result<Vec<Measurem
     let (latency, to_start) = sync_latency(&options.url, options.runs).await?;
     results.push(summarize("POST /execute print(1), sequential", latency));
     results.push(summarize("  of which enqueue-to-start (records)", to_start));
+    if options.per_language > 0 {
+        let client = Client::rest(&options.url);
+        for language in client.languages().await? {
+            let request = ExecuteRequest::new(&language.name, &language.example);
+            let timed = time_runs(options.per_language, || async {
+                completed(&client, &request).await.map(drop)
+            })
+            .await?;
+            results.push(summarize(&format!("hello world: {}", language.name), timed));
+        }
+    }
     let docker_p50 = results[1].p50_ms;
     for m in &mut results {
         m.vs_docker_run = Some(m.p50_ms / docker_p50);
@@ -77,10 +90,7 @@ async fn sync_latency(url: &str, runs: usize) -> Result<(Timed, Timed), BenchErr
     let request = ExecuteRequest::new("python", "print(1)");
     let to_start = std::sync::Mutex::new(Vec::new());
     let latency = time_runs(runs, || async {
-        let record = client.execute(&request).await?;
-        if record.status != Status::Completed {
-            return Err(BenchError::JobFailed(record.status));
-        }
+        let record = completed(&client, &request).await?;
         if let Some(started) = record.started_at {
             let gap = (started - record.created_at).to_std().unwrap_or_default();
             to_start.lock().expect("not poisoned").push(gap);
@@ -98,6 +108,18 @@ async fn sync_latency(url: &str, runs: usize) -> Result<(Timed, Timed), BenchErr
             total: None,
         },
     ))
+}
+
+/// Runs a request and insists that it completed.
+async fn completed(
+    client: &Client,
+    request: &ExecuteRequest,
+) -> Result<crate::model::ExecutionRecord, BenchError> {
+    let record = client.execute(request).await?;
+    match record.status {
+        Status::Completed => Ok(record),
+        other => Err(BenchError::JobFailed(other)),
+    }
 }
 
 /// Sorted samples and, for timed runs, the wall time they took together.

@@ -58,6 +58,9 @@ enum Command {
         /// Runs per workload.
         #[arg(long, default_value_t = 50)]
         runs: usize,
+        /// Also time each language's hello world this many times.
+        #[arg(long, default_value_t = 0)]
+        per_language: usize,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -125,18 +128,16 @@ async fn main() -> ExitCode {
             url,
             baseline_url,
             runs,
+            per_language,
             json,
         } => {
-            bench(
-                BenchOptions {
-                    url,
-                    baseline_url,
-                    runs,
-                },
-                &config,
-                json,
-            )
-            .await
+            let options = BenchOptions {
+                url,
+                baseline_url,
+                runs,
+                per_language,
+            };
+            bench(options, &config, json).await
         }
     }
 }

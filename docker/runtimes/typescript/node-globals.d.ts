@@ -6,3 +6,5 @@ declare var process: any;
 declare var Buffer: any;
 declare var __dirname: string;
 declare var __filename: string;
+// Compiled with --lib es2020 (the DOM library takes most of tsc's start-up), so declare console.
+declare var console: any;
