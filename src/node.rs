@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::actors::supervisor::{NodeStatus, Supervisor, SupervisorArgs, SupervisorMsg};
+use crate::actors::supervisor::{self, NodeStatus, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::actors::{names, NodeContext, WorkerContext};
 use crate::api::{self, ApiState};
 use crate::config::Config;
@@ -195,14 +195,7 @@ impl Node {
     }
 
     pub async fn status(&self) -> Option<NodeStatus> {
-        match self
-            .supervisor
-            .call(SupervisorMsg::Status, Some(Duration::from_secs(5)))
-            .await
-        {
-            Ok(CallResult::Success(status)) => Some(status),
-            _ => None,
-        }
+        supervisor::status(&self.supervisor).await
     }
 
     /// Stops taking work, lets running jobs finish within the drain timeout (the rest are
@@ -230,10 +223,7 @@ impl Node {
         let drain = Duration::from_secs(ctx.config.drain_timeout_secs);
         let drained = supervisor.call(SupervisorMsg::Drain, Some(drain)).await;
         if !matches!(drained, Ok(CallResult::Success(()))) {
-            let status = supervisor
-                .call(SupervisorMsg::Status, Some(Duration::from_secs(5)))
-                .await;
-            if let Ok(CallResult::Success(status)) = status {
+            if let Some(status) = supervisor::status(&supervisor).await {
                 tracing::warn!(
                     busy = status.busy,
                     "drain timeout passed; stopping the remaining jobs (they will be redelivered)"

@@ -63,6 +63,17 @@ pub struct NodeStatus {
     pub restarts: u64,
 }
 
+/// Asks the Supervisor for a snapshot; None when it does not answer within two seconds.
+pub async fn status(supervisor: &ActorRef<SupervisorMsg>) -> Option<NodeStatus> {
+    match supervisor
+        .call(SupervisorMsg::Status, Some(Duration::from_secs(2)))
+        .await
+    {
+        Ok(ractor::rpc::CallResult::Success(status)) => Some(status),
+        _ => None,
+    }
+}
+
 /// A node's entry in the `codebeaker-nodes` bucket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Heartbeat {

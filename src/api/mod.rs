@@ -19,7 +19,7 @@ use warp::Filter;
 pub use error::{ApiError, ErrorBody};
 
 use crate::actors::metrics::MetricsMsg;
-use crate::actors::supervisor::SupervisorMsg;
+use crate::actors::supervisor::{self, SupervisorMsg};
 use crate::actors::{lookup, names, NodeContext};
 use crate::model::{ExecuteRequest, ExecutionRecord};
 use crate::queue::Cancelled;
@@ -194,12 +194,8 @@ struct Health<'a> {
 
 /// `GET /health`: liveness. The node is alive when its Supervisor answers.
 async fn health(state: Arc<ApiState>) -> Response {
-    let status = state
-        .supervisor
-        .call(SupervisorMsg::Status, Some(Duration::from_secs(2)))
-        .await;
-    match status {
-        Ok(CallResult::Success(s)) => warp::reply::json(&Health {
+    match supervisor::status(&state.supervisor).await {
+        Some(s) => warp::reply::json(&Health {
             status: "ok",
             node: state.ctx.node_id(),
             workers: s.workers.len(),

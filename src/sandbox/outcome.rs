@@ -50,7 +50,8 @@ impl Outcome {
             stdout_truncated: self.stdout.truncated,
             stderr_truncated: self.stderr.truncated,
             compile,
-            duration_ms: (status != Status::CompileError).then(|| self.duration.as_millis() as u64),
+            duration_ms: (status != Status::CompileError)
+                .then_some(self.duration.as_millis() as u64),
             cpu_time_ms: self.report.map(|r| r.cpu_time.as_millis() as u64),
             memory_peak_bytes: self.report.map(|r| r.memory_peak_bytes),
             error,
