@@ -76,9 +76,9 @@ impl Actor for WorkerActor {
                         duration: Duration::from_millis(record.duration_ms.unwrap_or(0)),
                     });
                 }
-                delivery.ack().await?;
+                acknowledge(&delivery).await;
             }
-            Ok(None) => delivery.ack().await?,
+            Ok(None) => acknowledge(&delivery).await,
             // The record could not be stored: hand the job back rather than lose it.
             Err(e) => {
                 tracing::error!(execution_id = %job.execution_id, error = %e, "job handed back");
@@ -89,6 +89,14 @@ impl Actor for WorkerActor {
             .supervisor
             .cast(SupervisorMsg::WorkerIdle(myself.get_id()))?;
         Ok(())
+    }
+}
+
+/// An ack that fails (NATS briefly away) only means a redelivery, which finds the record final
+/// and acks then; it is no reason to fail the worker.
+async fn acknowledge(delivery: &Delivery) {
+    if let Err(e) = delivery.ack().await {
+        tracing::warn!(error = %e, "ack failed; the job will be redelivered and found finished");
     }
 }
 
