@@ -207,8 +207,8 @@ fn ms(d: Duration) -> f64 {
 fn docker_run_args(config: &Config) -> Vec<String> {
     let languages = Languages::load(config.languages_file.as_deref()).expect("languages load");
     let language = languages.get("python").expect("python is defined");
-    let limits =
-        Limits::resolve(&config.limits, &language.limits, None, None).expect("defaults are valid");
+    let limits = Limits::resolve(&config.limits, &language.limits, &Default::default())
+        .expect("defaults are valid");
     let body = Spec {
         execution_id: "bench".into(),
         node_id: "bench",

@@ -79,20 +79,22 @@ pub struct DockerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
-    pub default_timeout_secs: f64,
-    pub max_timeout_secs: f64,
-    pub default_memory: ByteSize,
-    pub min_memory: ByteSize,
-    pub max_memory: ByteSize,
+    /// Wall-clock seconds for the program.
+    pub timeout: Bounded<f64>,
+    /// CPU seconds for the program (RLIMIT_CPU): stops a spinning program before its wall time.
+    pub cpu_time: Bounded<f64>,
+    /// Memory, and memory+swap alike.
+    pub memory: Bounded<ByteSize>,
+    /// Processes and threads in the container.
+    pub pids: Bounded<i64>,
+    /// Cap on each of stdout and stderr; reaching it ends the job.
+    pub output: Bounded<ByteSize>,
+    /// Largest file a job may write (RLIMIT_FSIZE).
+    pub file_size: Bounded<ByteSize>,
     /// CPUs a job may use (CPU quota).
     pub cpus: f64,
-    pub pids: i64,
-    /// Cap on each of stdout and stderr; reaching it ends the job.
-    pub output_bytes: ByteSize,
     /// Size of each tmpfs (work dir and /tmp).
     pub tmpfs_bytes: ByteSize,
-    /// Largest file a job may write (RLIMIT_FSIZE).
-    pub file_bytes: ByteSize,
     pub open_files: i64,
     pub max_code_bytes: ByteSize,
     pub max_stdin_bytes: ByteSize,
@@ -149,19 +151,46 @@ impl Default for DockerConfig {
     }
 }
 
+/// A limit's default (what a request gets when it names none) and the range it may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bounded<T> {
+    pub default: T,
+    pub min: T,
+    pub max: T,
+}
+
+impl<T: PartialOrd + Copy> Bounded<T> {
+    /// Written this way round so that NaN is outside every range.
+    pub fn contains(&self, v: T) -> bool {
+        v >= self.min && v <= self.max
+    }
+
+    /// The default, or a language's own default kept within the range.
+    pub fn default_with(&self, own: Option<T>) -> T {
+        match own.unwrap_or(self.default) {
+            v if v > self.max => self.max,
+            v if v < self.min => self.min,
+            v => v,
+        }
+    }
+}
+
+const fn bounded<T>(default: T, min: T, max: T) -> Bounded<T> {
+    Bounded { default, min, max }
+}
+
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
-            default_timeout_secs: 5.0,
-            max_timeout_secs: 60.0,
-            default_memory: ByteSize::mib(256),
-            min_memory: ByteSize::mib(16),
-            max_memory: ByteSize::mib(2048),
+            timeout: bounded(5.0, 0.1, 60.0),
+            cpu_time: bounded(5.0, 0.1, 60.0),
+            memory: bounded(ByteSize::mib(256), ByteSize::mib(16), ByteSize::mib(2048)),
+            pids: bounded(64, 8, 512),
+            output: bounded(ByteSize::kib(64), ByteSize::kib(1), ByteSize::mib(1)),
+            file_size: bounded(ByteSize::mib(16), ByteSize::kib(1), ByteSize::mib(64)),
             cpus: 1.0,
-            pids: 64,
-            output_bytes: ByteSize::kib(64),
             tmpfs_bytes: ByteSize::mib(64),
-            file_bytes: ByteSize::mib(16),
             open_files: 256,
             max_code_bytes: ByteSize::kib(256),
             max_stdin_bytes: ByteSize::mib(1),
@@ -208,10 +237,11 @@ mod tests {
     fn environment_overrides_nested_keys() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("CODEBEAKER_WORKERS", "7");
-            jail.set_env("CODEBEAKER_LIMITS__MAX_MEMORY", "512m");
+            jail.set_env("CODEBEAKER_LIMITS__MEMORY__MAX", "512m");
             let config = Config::load(None).map_err(|e| *e)?;
             assert_eq!(config.workers, 7);
-            assert_eq!(config.limits.max_memory, ByteSize::mib(512));
+            assert_eq!(config.limits.memory.max, ByteSize::mib(512));
+            assert_eq!(config.limits.memory.default, ByteSize::mib(256));
             Ok(())
         });
     }
@@ -221,11 +251,11 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
                 "c.toml",
-                "listen = \"127.0.0.1:9000\"\n[limits]\npids = 32\n",
+                "listen = \"127.0.0.1:9000\"\n[limits]\npids = { default = 32, min = 8, max = 64 }\n",
             )?;
             let config = Config::load(Some(Path::new("c.toml"))).map_err(|e| *e)?;
             assert_eq!(config.listen.port(), 9000);
-            assert_eq!(config.limits.pids, 32);
+            assert_eq!(config.limits.pids.default, 32);
             jail.create_file("bad.toml", "listne = \"x\"\n")?;
             assert!(Config::load(Some(Path::new("bad.toml"))).is_err());
             Ok(())

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::LimitsConfig;
+use crate::config::{Bounded, LimitsConfig};
 use crate::sandbox::limits::ByteSize;
 
 /// The definitions shipped with the binary, used when no `languages_file` is configured.
@@ -40,7 +40,9 @@ pub struct Language {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LanguageLimits {
-    /// Default memory limit for this language (still bounded by the server maximum).
+    /// Defaults for this language (still bounded by the server's range).
+    pub timeout: Option<f64>,
+    pub cpu_time: Option<f64>,
     pub memory: Option<ByteSize>,
     pub pids: Option<i64>,
     /// Seconds the compile step may take.
@@ -61,11 +63,13 @@ pub struct LanguageInfo {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LimitInfo {
-    pub timeout: f64,
-    pub max_timeout: f64,
-    pub memory_limit: ByteSize,
-    pub max_memory_limit: ByteSize,
-    pub output_bytes: ByteSize,
+    pub timeout: Bounded<f64>,
+    pub cpu_time: Bounded<f64>,
+    pub memory_limit: Bounded<ByteSize>,
+    pub pids_limit: Bounded<i64>,
+    pub output_limit: Bounded<ByteSize>,
+    pub file_size_limit: Bounded<ByteSize>,
+    pub compile_timeout: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,14 +155,28 @@ impl Languages {
                 packages: lang.packages.clone(),
                 example: lang.example.clone(),
                 limits: LimitInfo {
-                    timeout: limits.default_timeout_secs,
-                    max_timeout: limits.max_timeout_secs,
-                    memory_limit: lang.limits.memory.unwrap_or(limits.default_memory),
-                    max_memory_limit: limits.max_memory,
-                    output_bytes: limits.output_bytes,
+                    timeout: with_default(limits.timeout, lang.limits.timeout),
+                    cpu_time: with_default(limits.cpu_time, lang.limits.cpu_time),
+                    memory_limit: with_default(limits.memory, lang.limits.memory),
+                    pids_limit: with_default(limits.pids, lang.limits.pids),
+                    output_limit: limits.output,
+                    file_size_limit: limits.file_size,
+                    compile_timeout: lang.compile.as_ref().map(|_| {
+                        lang.limits
+                            .compile_timeout
+                            .unwrap_or(limits.compile_timeout_secs)
+                    }),
                 },
             })
             .collect()
+    }
+}
+
+/// The server's bounds with the language's own default, if it has one.
+fn with_default<T: PartialOrd + Copy>(bounds: Bounded<T>, language: Option<T>) -> Bounded<T> {
+    Bounded {
+        default: bounds.default_with(language),
+        ..bounds
     }
 }
 

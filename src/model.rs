@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::config::LimitsConfig;
 use crate::languages::{Language, Languages};
-use crate::sandbox::limits::{ByteSize, LimitError, Limits};
+use crate::sandbox::limits::{ByteSize, LimitError, Limits, Requested};
 
 /// `POST /execute` body. Unknown fields are refused so that a client never believes a field
 /// it sent (say `files` or `args`) took effect when this server does not support it.
@@ -21,9 +21,21 @@ pub struct ExecuteRequest {
     /// Wall-clock limit in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<f64>,
+    /// CPU seconds, e.g. to stop a spinning multi-threaded program before its wall time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_time: Option<f64>,
     /// Memory (and memory+swap) limit, e.g. `"128m"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_limit: Option<ByteSize>,
+    /// Processes and threads the job may have at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+    /// Cap on each of stdout and stderr.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_limit: Option<ByteSize>,
+    /// Largest file the job may write.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_size_limit: Option<ByteSize>,
     #[serde(default, skip_serializing_if = "Priority::is_normal")]
     pub priority: Priority,
     /// A client-chosen id makes submission idempotent: the same id runs once.
@@ -217,7 +229,11 @@ impl ExecuteRequest {
             code: code.into(),
             stdin: String::new(),
             timeout: None,
+            cpu_time: None,
             memory_limit: None,
+            pids_limit: None,
+            output_limit: None,
+            file_size_limit: None,
             priority: Priority::Normal,
             execution_id: None,
             files: vec![],
@@ -258,7 +274,15 @@ impl ExecuteRequest {
         }
         check_args(&self.args, limits)?;
         let files = check_files(self.files, &language.file, limits)?;
-        let limits = Limits::resolve(limits, &language.limits, self.timeout, self.memory_limit)?;
+        let asked = Requested {
+            timeout: self.timeout,
+            cpu_time: self.cpu_time,
+            memory: self.memory_limit,
+            pids: self.pids_limit,
+            output: self.output_limit,
+            file_size: self.file_size_limit,
+        };
+        let limits = Limits::resolve(limits, &language.limits, &asked)?;
         Ok(Job {
             execution_id: self.execution_id.unwrap_or_else(Uuid::new_v4),
             priority: self.priority,
@@ -439,7 +463,7 @@ mod tests {
             .validate(&langs, &LimitsConfig::default())
             .unwrap();
         assert_eq!(job.language.name, "python");
-        assert_eq!(job.limits.memory, LimitsConfig::default().default_memory);
+        assert_eq!(job.limits.memory, LimitsConfig::default().memory.default);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::ApiError;
 use crate::actors::NodeContext;
-use crate::model::{ExecuteRequest, ExecutionRecord};
+use crate::model::{ExecuteRequest, ExecutionRecord, Job};
 use crate::queue::Cancelled;
 
 /// How long a synchronous request may wait for a free worker, on top of its own timeout.
@@ -22,7 +22,11 @@ pub async fn submit(
     request: ExecuteRequest,
 ) -> Result<ExecutionRecord, ApiError> {
     let job = request.validate(&ctx.languages, &ctx.config.limits)?;
-    let record = ctx.queue.submit(&job).await?;
+    enqueue(ctx, &job).await
+}
+
+async fn enqueue(ctx: &NodeContext, job: &Job) -> Result<ExecutionRecord, ApiError> {
+    let record = ctx.queue.submit(job).await?;
     tracing::info!(execution_id = %job.execution_id, language = %job.language.name, "job queued");
     Ok(record)
 }
@@ -30,18 +34,20 @@ pub async fn submit(
 /// Enqueues and waits for the final record. When the wait runs out, the record as it stands
 /// (queued or running) comes back instead, and the client can poll for the rest.
 pub async fn run(ctx: &NodeContext, request: ExecuteRequest) -> Result<ExecutionRecord, ApiError> {
-    let timeout = request
-        .timeout
-        .unwrap_or(ctx.config.limits.default_timeout_secs);
-    let queued = submit(ctx, request).await?;
+    let job = request.validate(&ctx.languages, &ctx.config.limits)?;
+    let queued = enqueue(ctx, &job).await?;
     if queued.status.is_final() {
         return Ok(queued);
     }
-    let wait = Duration::from_secs_f64(timeout) + QUEUE_ALLOWANCE;
+    let compile = match job.language.compile {
+        Some(_) => job.limits.compile_timeout,
+        None => Duration::ZERO,
+    };
+    let wait = job.limits.timeout + compile + QUEUE_ALLOWANCE;
     let latest = ctx
         .queue
         .records
-        .wait_final(&queued.execution_id, wait)
+        .wait_final(&job.execution_id, wait)
         .await?;
     Ok(latest.unwrap_or(queued))
 }

@@ -17,6 +17,8 @@ pub const REPORT_ROOM: usize = 128;
 /// What the bootstrap needs to know before the files.
 pub struct Header<'a> {
     pub nonce: &'a str,
+    /// The program's CPU limit (RLIMIT_CPU, whole seconds, rounded up).
+    pub cpu_time: Duration,
     /// The compile command and its time limit, for compiled languages.
     pub compile: Option<(&'a str, Duration)>,
     /// Cap on each compile stream.
@@ -31,10 +33,9 @@ pub fn payload(header: &Header, files: &[(&str, &[u8])], stdin: &[u8]) -> Vec<u8
         Some((command, limit)) => (format!("{:.3}", limit.as_secs_f64()), command),
         None => ("-".to_string(), ""),
     };
-    let lines = format!(
-        "{}\n{limit}\n{}\n{command}\n",
-        header.nonce, header.compile_cap
-    );
+    let cpu = header.cpu_time.as_secs_f64().ceil().max(1.0) as u64;
+    let (nonce, cap) = (header.nonce, header.compile_cap);
+    let lines = format!("{nonce}\n{cpu}\n{limit}\n{cap}\n{command}\n");
     out.extend_from_slice(lines.as_bytes());
     for (name, content) in files {
         out.extend_from_slice(format!("{} {}\n", content.len(), name).as_bytes());
@@ -180,19 +181,23 @@ mod tests {
 
     #[test]
     fn payload_frames_header_files_then_stdin() {
+        let cpu_time = Duration::from_millis(1500);
         let header = Header {
             nonce: "n1",
+            cpu_time,
             compile: None,
             compile_cap: 10,
         };
         let p = payload(&header, &[("main.py", b"print(1)"), ("e", b"")], b"in");
-        assert_eq!(p, b"n1\n-\n10\n\n8 main.py\nprint(1)0 e\n-\nin");
+        assert_eq!(p, b"n1\n2\n-\n10\n\n8 main.py\nprint(1)0 e\n-\nin");
+        let compile = Some(("cc x.c", Duration::from_millis(2500)));
         let header = Header {
             nonce: "n1",
-            compile: Some(("cc x.c", Duration::from_millis(2500))),
+            cpu_time,
+            compile,
             compile_cap: 10,
         };
-        assert!(payload(&header, &[], b"").starts_with(b"n1\n2.500\n10\ncc x.c\n-\n"));
+        assert!(payload(&header, &[], b"").starts_with(b"n1\n2\n2.500\n10\ncc x.c\n-\n"));
     }
 
     #[test]

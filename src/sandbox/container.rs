@@ -124,7 +124,12 @@ mod tests {
     fn every_hardening_default_is_set() {
         let langs = Languages::load(None).unwrap();
         let python = langs.get("python").unwrap();
-        let limits = Limits::resolve(&LimitsConfig::default(), &python.limits, None, None).unwrap();
+        let limits = Limits::resolve(
+            &LimitsConfig::default(),
+            &python.limits,
+            &Default::default(),
+        )
+        .unwrap();
         let args = vec!["-v".to_string()];
         let body = Spec {
             execution_id: "e1".into(),

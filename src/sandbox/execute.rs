@@ -37,6 +37,8 @@ pub struct Outcome {
     pub compiled: Option<CompileReport>,
     /// The deadline passed while the compiler was still running.
     pub compile_timed_out: bool,
+    /// The program's CPU limit, to tell a CPU-time kill from other signals.
+    pub cpu_limit: Duration,
     pub stdout: Capped,
     pub stderr: Capped,
     /// Wall-clock time of the program itself (after any compile step).
@@ -82,6 +84,7 @@ impl Sandbox {
         let nonce = format!("{:016x}", rand::random::<u64>());
         let header = bootstrap::Header {
             nonce: &nonce,
+            cpu_time: job.limits.cpu_time,
             compile: job
                 .language
                 .compile
@@ -129,6 +132,7 @@ impl Sandbox {
             report,
             compile_timed_out,
             compiled,
+            cpu_limit: job.limits.cpu_time,
             stdout,
             stderr,
             duration,

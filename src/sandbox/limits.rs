@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::config::LimitsConfig;
+use crate::config::{Bounded, LimitsConfig};
 use crate::languages::LanguageLimits;
 
 /// A number of bytes, written in config and requests as `"128m"`, `"64k"`, `"1g"` or a bare
@@ -86,6 +86,7 @@ impl<'de> Deserialize<'de> for ByteSize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
     pub timeout: Duration,
+    pub cpu_time: Duration,
     pub memory: ByteSize,
     pub cpus: f64,
     pub pids: i64,
@@ -96,6 +97,17 @@ pub struct Limits {
     /// Wall-clock limit of the compile step, for compiled languages.
     pub compile_timeout: Duration,
     pub compile_output: ByteSize,
+}
+
+/// The limits a request asks for; each is optional.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Requested {
+    pub timeout: Option<f64>,
+    pub cpu_time: Option<f64>,
+    pub memory: Option<ByteSize>,
+    pub pids: Option<i64>,
+    pub output: Option<ByteSize>,
+    pub file_size: Option<ByteSize>,
 }
 
 /// A requested limit outside what the server allows.
@@ -109,54 +121,64 @@ pub struct LimitError {
 }
 
 impl Limits {
-    /// Applies the request's `timeout` (seconds) and `memory_limit` over the language's and the
-    /// server's defaults, refusing values outside the server's bounds rather than silently
-    /// clamping them.
+    /// Applies the request's limits over the language's and the server's defaults, refusing
+    /// values outside the server's bounds rather than silently clamping them.
     pub fn resolve(
         cfg: &LimitsConfig,
         language: &LanguageLimits,
-        timeout_secs: Option<f64>,
-        memory: Option<ByteSize>,
+        asked: &Requested,
     ) -> Result<Limits, LimitError> {
-        let timeout = timeout_secs.unwrap_or(cfg.default_timeout_secs);
-        if !(timeout > 0.0 && timeout <= cfg.max_timeout_secs) {
-            return Err(LimitError {
-                field: "timeout",
-                min: "more than 0".into(),
-                max: format!("{} seconds", cfg.max_timeout_secs),
-                got: timeout.to_string(),
-            });
-        }
-        let memory = match memory {
-            Some(asked) => asked, // checked against the bounds below
-            None => language
-                .memory
-                .unwrap_or(cfg.default_memory)
-                .min(cfg.max_memory),
-        };
-        if memory < cfg.min_memory || memory > cfg.max_memory {
-            return Err(LimitError {
-                field: "memory_limit",
-                min: cfg.min_memory.to_string(),
-                max: cfg.max_memory.to_string(),
-                got: memory.to_string(),
-            });
-        }
         Ok(Limits {
-            timeout: Duration::from_secs_f64(timeout),
-            memory,
+            timeout: secs(pick(
+                "timeout",
+                asked.timeout,
+                language.timeout,
+                &cfg.timeout,
+            )?),
+            cpu_time: secs(pick(
+                "cpu_time",
+                asked.cpu_time,
+                language.cpu_time,
+                &cfg.cpu_time,
+            )?),
+            memory: pick("memory_limit", asked.memory, language.memory, &cfg.memory)?,
+            pids: pick("pids_limit", asked.pids, language.pids, &cfg.pids)?,
+            output: pick("output_limit", asked.output, None, &cfg.output)?,
+            file_size: pick("file_size_limit", asked.file_size, None, &cfg.file_size)?,
             cpus: cfg.cpus,
-            pids: language.pids.unwrap_or(cfg.pids),
-            output: cfg.output_bytes,
             tmpfs: cfg.tmpfs_bytes,
-            file_size: cfg.file_bytes,
             open_files: cfg.open_files,
-            compile_timeout: Duration::from_secs_f64(
-                language.compile_timeout.unwrap_or(cfg.compile_timeout_secs),
-            ),
+            compile_timeout: secs(language.compile_timeout.unwrap_or(cfg.compile_timeout_secs)),
             compile_output: cfg.compile_output_bytes,
         })
     }
+}
+
+/// The asked value if within bounds; else the language's default or the server's, kept within
+/// the bounds (a language cannot raise a limit past the server's maximum).
+fn pick<T>(
+    field: &'static str,
+    asked: Option<T>,
+    language: Option<T>,
+    bounds: &Bounded<T>,
+) -> Result<T, LimitError>
+where
+    T: PartialOrd + Copy + fmt::Display,
+{
+    match asked {
+        Some(v) if bounds.contains(v) => Ok(v),
+        Some(v) => Err(LimitError {
+            field,
+            min: bounds.min.to_string(),
+            max: bounds.max.to_string(),
+            got: v.to_string(),
+        }),
+        None => Ok(bounds.default_with(language)),
+    }
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
 }
 
 #[cfg(test)]
@@ -185,28 +207,74 @@ mod tests {
     #[test]
     fn defaults_apply_and_out_of_range_values_name_the_field() {
         let cfg = LimitsConfig::default();
-        let limits = Limits::resolve(&cfg, &LanguageLimits::default(), None, None).unwrap();
+        let none = LanguageLimits::default();
+        let limits = Limits::resolve(&cfg, &none, &Requested::default()).unwrap();
         assert_eq!(limits.timeout, Duration::from_secs(5));
-        assert_eq!(limits.memory, cfg.default_memory);
-
-        let err = Limits::resolve(&cfg, &LanguageLimits::default(), Some(0.0), None).unwrap_err();
-        assert_eq!(err.field, "timeout");
+        assert_eq!(limits.memory, cfg.memory.default);
+        let cases: [(&str, Requested); 7] = [
+            (
+                "timeout",
+                Requested {
+                    timeout: Some(0.0),
+                    ..Default::default()
+                },
+            ),
+            (
+                "timeout",
+                Requested {
+                    timeout: Some(f64::NAN),
+                    ..Default::default()
+                },
+            ),
+            (
+                "cpu_time",
+                Requested {
+                    cpu_time: Some(61.0),
+                    ..Default::default()
+                },
+            ),
+            (
+                "memory_limit",
+                Requested {
+                    memory: Some(ByteSize::kib(1)),
+                    ..Default::default()
+                },
+            ),
+            (
+                "pids_limit",
+                Requested {
+                    pids: Some(100_000),
+                    ..Default::default()
+                },
+            ),
+            (
+                "output_limit",
+                Requested {
+                    output: Some(ByteSize::mib(10)),
+                    ..Default::default()
+                },
+            ),
+            (
+                "file_size_limit",
+                Requested {
+                    file_size: Some(ByteSize(0)),
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (field, asked) in cases {
+            let err = Limits::resolve(&cfg, &none, &asked).unwrap_err();
+            assert_eq!(err.field, field);
+        }
         let err = Limits::resolve(
             &cfg,
-            &LanguageLimits::default(),
-            Some(cfg.max_timeout_secs + 1.0),
-            None,
+            &none,
+            &Requested {
+                memory: Some(ByteSize(1)),
+                ..Default::default()
+            },
         )
         .unwrap_err();
-        assert_eq!(err.field, "timeout");
-        let err = Limits::resolve(
-            &cfg,
-            &LanguageLimits::default(),
-            None,
-            Some(ByteSize::kib(1)),
-        )
-        .unwrap_err();
-        assert_eq!(err.field, "memory_limit");
         assert!(err.to_string().contains("between 16m and 2g"), "{err}");
     }
 
@@ -217,8 +285,9 @@ mod tests {
             memory: Some(ByteSize::mib(512)),
             pids: Some(128),
             compile_timeout: Some(30.0),
+            ..Default::default()
         };
-        let limits = Limits::resolve(&cfg, &java, None, None).unwrap();
+        let limits = Limits::resolve(&cfg, &java, &Requested::default()).unwrap();
         assert_eq!(limits.memory, ByteSize::mib(512));
         assert_eq!(limits.pids, 128);
         assert_eq!(limits.compile_timeout, Duration::from_secs(30));
@@ -226,15 +295,16 @@ mod tests {
             memory: Some(ByteSize::mib(8192)),
             ..java
         };
+        let limits = Limits::resolve(&cfg, &huge, &Requested::default()).unwrap();
+        assert_eq!(limits.memory, cfg.memory.max);
+        let asked = Requested {
+            memory: Some(ByteSize::mib(64)),
+            ..Default::default()
+        };
         assert_eq!(
-            Limits::resolve(&cfg, &huge, None, None).unwrap().memory,
-            cfg.max_memory
-        );
-        let asked = Limits::resolve(&cfg, &huge, None, Some(ByteSize::mib(64))).unwrap();
-        assert_eq!(
-            asked.memory,
+            Limits::resolve(&cfg, &huge, &asked).unwrap().memory,
             ByteSize::mib(64),
-            "the request's own value wins"
+            "the request wins"
         );
     }
 }

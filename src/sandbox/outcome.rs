@@ -22,6 +22,7 @@ impl Outcome {
                 Status::OutputLimitExceeded
             }
             Ending::Exited if self.oom_killed => Status::MemoryLimitExceeded,
+            Ending::Exited if self.hit_cpu_limit() => Status::TimeLimitExceeded,
             Ending::Exited if self.report.is_some() => Status::Completed,
             Ending::Exited => Status::InternalError,
         }
@@ -62,6 +63,15 @@ impl Outcome {
 }
 
 impl Outcome {
+    /// Killed by RLIMIT_CPU: SIGXCPU at the limit, or SIGKILL a second later for a program that
+    /// ignores SIGXCPU.
+    fn hit_cpu_limit(&self) -> bool {
+        self.report.is_some_and(|r| {
+            let signal = signal_name(r.exit_code);
+            signal == Some("SIGXCPU") || (signal == Some("SIGKILL") && r.cpu_time >= self.cpu_limit)
+        })
+    }
+
     fn compile_result(&self) -> Option<CompileResult> {
         if self.compile_timed_out {
             return Some(CompileResult {
@@ -127,6 +137,7 @@ mod tests {
             oom_killed: false,
             compiled: None,
             compile_timed_out: false,
+            cpu_limit: Duration::from_secs(1),
             report: report.map(|exit_code| Report {
                 exit_code,
                 memory_peak_bytes: 1,
