@@ -152,6 +152,12 @@ pub struct ExecutionRecord {
     pub stderr: String,
     pub stdout_truncated: bool,
     pub stderr_truncated: bool,
+    /// The exact bytes, base64, when stdout is not valid UTF-8 (`stdout` then has U+FFFD
+    /// in place of the invalid bytes).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stdout_base64: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stderr_base64: Option<String>,
     /// The compile step, for compiled languages.
     pub compile: Option<CompileResult>,
     pub duration_ms: Option<u64>,
@@ -419,6 +425,8 @@ impl ExecutionRecord {
             stderr: String::new(),
             stdout_truncated: false,
             stderr_truncated: false,
+            stdout_base64: None,
+            stderr_base64: None,
             compile: None,
             duration_ms: None,
             cpu_time_ms: None,

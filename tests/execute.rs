@@ -96,12 +96,23 @@ async fn languages_lists_python_with_aliases_and_limits() {
     let python = &list[0];
     assert_eq!(python["name"], "python");
     assert_eq!(python["aliases"], json!(["py", "python3"]));
-    assert_eq!(python["limits"]["timeout"], json!({"default": 5.0, "min": 0.1, "max": 60.0}));
+    assert_eq!(
+        python["limits"]["timeout"],
+        json!({"default": 5.0, "min": 0.1, "max": 60.0})
+    );
     assert_eq!(python["limits"]["output_limit"]["default"], "64k");
     assert_eq!(python["limits"]["compile_timeout"], Value::Null);
-    let java = list.as_array().unwrap().iter().find(|l| l["name"] == "java").unwrap();
+    let java = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "java")
+        .unwrap();
     assert_eq!(java["compiled"], true);
-    assert_eq!(java["limits"]["memory_limit"]["default"], "512m", "the language's own default");
+    assert_eq!(
+        java["limits"]["memory_limit"]["default"], "512m",
+        "the language's own default"
+    );
 }
 
 #[tokio::test]

@@ -33,6 +33,8 @@ impl Outcome {
         let status = self.status();
         let exit_code = self.report.map(|r| r.exit_code);
         let compile = self.compile_result();
+        let (stdout, stdout_base64) = self.stdout.text();
+        let (stderr, stderr_base64) = self.stderr.text();
         let error = (status == Status::InternalError).then(|| match self.container_exit {
             Some(bootstrap::EXIT_NO_NONCE | bootstrap::EXIT_UNPACK_FAILED) => {
                 "the job's files could not be unpacked in the container".to_string()
@@ -46,8 +48,10 @@ impl Outcome {
             status,
             exit_code,
             signal: exit_code.and_then(signal_name).map(str::to_string),
-            stdout: self.stdout.text(),
-            stderr: self.stderr.text(),
+            stdout,
+            stderr,
+            stdout_base64,
+            stderr_base64,
             stdout_truncated: self.stdout.truncated,
             stderr_truncated: self.stderr.truncated,
             compile,

@@ -108,8 +108,19 @@ impl Capped {
         self.cap = cap;
     }
 
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.bytes).into_owned()
+    /// The output as text, and the exact bytes in base64 when they are not valid UTF-8.
+    pub fn text(&self) -> (String, Option<String>) {
+        match std::str::from_utf8(&self.bytes) {
+            Ok(text) => (text.to_string(), None),
+            Err(_) => {
+                use base64::Engine;
+                let exact = base64::engine::general_purpose::STANDARD.encode(&self.bytes);
+                (
+                    String::from_utf8_lossy(&self.bytes).into_owned(),
+                    Some(exact),
+                )
+            }
+        }
     }
 }
 
@@ -127,6 +138,17 @@ mod tests {
         assert_eq!(c.bytes, b"abcde");
         assert!(c.push(b"more"));
         assert_eq!(c.bytes, b"abcde");
+    }
+
+    #[test]
+    fn invalid_utf8_comes_back_exactly_in_base64() {
+        let mut c = Capped::new(10);
+        c.push(b"ok\0");
+        assert_eq!(c.text(), ("ok\0".to_string(), None));
+        c.push(&[0xff, 0xfe]);
+        let (text, exact) = c.text();
+        assert_eq!(text, "ok\0\u{fffd}\u{fffd}");
+        assert_eq!(exact.as_deref(), Some("b2sA//4="));
     }
 
     #[test]
