@@ -32,6 +32,32 @@ pub struct Config {
     pub docker: DockerConfig,
     pub limits: LimitsConfig,
     pub nats: NatsConfig,
+    pub api: ApiConfig,
+}
+
+/// Who may use the REST API, and how fast.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// API keys, sent as `Authorization: Bearer <key>`. Empty: no key needed.
+    pub keys: Vec<String>,
+    /// Token bucket per key (per client address when no keys are set): requests per second...
+    pub rate_per_second: f64,
+    /// ...and how many may come at once.
+    pub burst: u32,
+    /// Origins allowed to call from a browser. Empty: no CORS headers at all.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            keys: Vec::new(),
+            rate_per_second: 100.0,
+            burst: 200,
+            cors_origins: Vec::new(),
+        }
+    }
 }
 
 /// NATS: where the job stream and records live, and how workers consume.
@@ -122,6 +148,7 @@ impl Default for Config {
             docker: DockerConfig::default(),
             limits: LimitsConfig::default(),
             nats: NatsConfig::default(),
+            api: ApiConfig::default(),
         }
     }
 }

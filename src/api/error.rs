@@ -10,6 +10,7 @@ use warp::Rejection;
 
 use uuid::Uuid;
 
+use super::guard::{RateLimited, Unauthorized};
 use crate::model::{ExecutionRecord, ValidationError};
 use crate::queue::QueueError;
 
@@ -115,8 +116,24 @@ fn error_response(
         .into_response()
 }
 
-/// Turns warp's rejections (no such route, wrong method, body too large) into JSON errors.
+/// Turns warp's rejections (no such route, wrong method, body too large) and the guard's
+/// (no key, too many requests) into JSON errors.
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    if rejection.find::<Unauthorized>().is_some() {
+        let message = "send a valid API key as `Authorization: Bearer <key>`".to_string();
+        let response = error_response(StatusCode::UNAUTHORIZED, "unauthorized", message, None);
+        return Ok(
+            warp::reply::with_header(response, "www-authenticate", "Bearer").into_response(),
+        );
+    }
+    if let Some(RateLimited(wait)) = rejection.find() {
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let message = format!("too many requests; retry in {seconds} s");
+        let response = error_response(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message, None);
+        return Ok(
+            warp::reply::with_header(response, "retry-after", seconds.to_string()).into_response(),
+        );
+    }
     let (status, code, message) = if rejection.is_not_found() {
         (
             StatusCode::NOT_FOUND,

@@ -3,6 +3,7 @@
 
 mod error;
 pub mod executions;
+mod guard;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -50,7 +51,15 @@ pub fn routes(
         .then(metrics);
     let mut all: Routes = health.or(metrics).unify().boxed();
     if with_executions {
-        all = all.or(execution_routes(state)).unify().boxed();
+        all = all.or(execution_routes(state.clone())).unify().boxed();
+    }
+    let origins = &state.ctx.config.api.cors_origins;
+    if !origins.is_empty() {
+        let cors = warp::cors()
+            .allow_origins(origins.iter().map(String::as_str))
+            .allow_methods(["GET", "POST", "DELETE"])
+            .allow_headers(["content-type", "authorization", "x-request-id"]);
+        all = all.with(cors).map(Reply::into_response).boxed();
     }
     all.recover(error::recover)
         .unify()
@@ -67,28 +76,34 @@ pub fn routes(
 
 fn execution_routes(state: Arc<ApiState>) -> Routes {
     let max_body = state.ctx.config.limits.max_body_bytes.bytes();
+    let guard = Arc::new(guard::Guard::new(&state.ctx.config.api)).filter();
     let with_state = warp::any().map(move || state.clone());
     let body = warp::body::content_length_limit(max_body).and(warp::body::bytes());
     let execute = warp::path!("execute")
         .and(warp::post())
+        .and(guard.clone())
         .and(body)
         .and(with_state.clone())
         .then(execute);
     let execute_async = warp::path!("execute" / "async")
         .and(warp::post())
+        .and(guard.clone())
         .and(body)
         .and(with_state.clone())
         .then(execute_async);
     let get = warp::path!("execution" / String)
         .and(warp::get())
+        .and(guard.clone())
         .and(with_state.clone())
         .then(get_execution);
     let cancel = warp::path!("execution" / String)
         .and(warp::delete())
+        .and(guard.clone())
         .and(with_state.clone())
         .then(cancel_execution);
     let languages = warp::path!("languages")
         .and(warp::get())
+        .and(guard)
         .and(with_state)
         .map(languages);
     execute

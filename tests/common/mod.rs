@@ -129,6 +129,9 @@ pub fn test_config(workers: usize) -> Config {
         ..Config::default()
     };
     config.nats.ack_wait_secs = 3;
+    // Tests poll fast and submit hundreds of jobs from one address.
+    config.api.rate_per_second = 1e6;
+    config.api.burst = 1_000_000;
     config
 }
 
