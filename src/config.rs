@@ -82,6 +82,12 @@ pub struct NatsConfig {
     pub duplicate_window_secs: u64,
     /// How long execution records are kept.
     pub records_max_age_secs: u64,
+    /// Credentials, when the server asks for them: user and password, a token, or a creds
+    /// file (NKey/JWT). At most one kind.
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    pub creds_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -165,6 +171,10 @@ impl Default for NatsConfig {
             max_ack_pending: 1024,
             duplicate_window_secs: 120,
             records_max_age_secs: 24 * 3600,
+            user: None,
+            password: None,
+            token: None,
+            creds_file: None,
         }
     }
 }

@@ -107,7 +107,7 @@ impl Queue {
         config: &NatsConfig,
         patience: Duration,
     ) -> Result<Queue, QueueError> {
-        let client = connect_with_patience(url, patience).await?;
+        let client = connect_with_patience(url, config, patience).await?;
         let js = async_nats::jetstream::new(client.clone());
         jetstream::ensure_stream(&js, config).await?;
         let executions = jetstream::ensure_kv(
@@ -202,15 +202,28 @@ impl Queue {
 /// reconnects on its own for as long as the node runs.
 async fn connect_with_patience(
     url: &str,
+    config: &NatsConfig,
     patience: Duration,
 ) -> Result<async_nats::Client, QueueError> {
     let servers = server_addrs(url)?;
     let deadline = tokio::time::Instant::now() + patience;
     loop {
-        let options = async_nats::ConnectOptions::new()
+        let options = credentials(config)
+            .await
+            .map_err(|reason| QueueError::Connect {
+                url: url.into(),
+                reason,
+            })?
             .name("codebeaker")
             .connection_timeout(Duration::from_secs(2));
         match options.connect(servers.as_slice()).await {
+            // Wrong credentials will not get better by waiting.
+            Err(e) if e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation => {
+                return Err(QueueError::Connect {
+                    url: url.into(),
+                    reason: format!("the server refused our credentials ({e}); see [nats] user/password, token or creds_file"),
+                })
+            }
             Ok(client) => return Ok(client),
             Err(e) if tokio::time::Instant::now() >= deadline => {
                 return Err(QueueError::Connect {
@@ -220,6 +233,32 @@ async fn connect_with_patience(
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
+    }
+}
+
+/// Connect options carrying the configured credentials, if any.
+async fn credentials(config: &NatsConfig) -> Result<async_nats::ConnectOptions, String> {
+    match (
+        &config.user,
+        &config.password,
+        &config.token,
+        &config.creds_file,
+    ) {
+        (None, None, None, None) => Ok(async_nats::ConnectOptions::new()),
+        (Some(user), Some(password), None, None) => Ok(
+            async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone()),
+        ),
+        (None, None, Some(token), None) => {
+            Ok(async_nats::ConnectOptions::with_token(token.clone()))
+        }
+        (None, None, None, Some(path)) => {
+            async_nats::ConnectOptions::with_credentials_file(path.clone())
+                .await
+                .map_err(|e| format!("cannot read the creds file {}: {e}", path.display()))
+        }
+        _ => Err(
+            "set one kind of NATS credentials: user and password, a token, or a creds file".into(),
+        ),
     }
 }
 

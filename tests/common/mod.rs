@@ -16,16 +16,23 @@ pub struct NatsServer {
     pub port: u16,
     pub url: String,
     dir: tempfile::TempDir,
+    args: Vec<String>,
     child: Option<Child>,
 }
 
 impl NatsServer {
     pub fn start() -> NatsServer {
+        Self::start_with(&[])
+    }
+
+    /// With extra nats-server flags, e.g. `--user u --pass p`.
+    pub fn start_with(args: &[&str]) -> NatsServer {
         let port = free_port();
         let mut server = NatsServer {
             port,
             url: format!("nats://127.0.0.1:{port}"),
             dir: tempfile::tempdir().unwrap(),
+            args: args.iter().map(|a| a.to_string()).collect(),
             child: None,
         };
         server.spawn();
@@ -43,6 +50,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(self.dir.path())
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -1,0 +1,119 @@
+//! Nodes connect to a NATS server that demands credentials.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use codebeaker::node::{Node, Role};
+use common::{test_config, NatsServer, TestNode};
+
+#[tokio::test]
+async fn a_node_with_user_and_password_serves_jobs() {
+    let nats = NatsServer::start_with(&["--user", "beaker", "--pass", "s3cret"]);
+    let mut config = test_config(1);
+    config.nats.url = Some(nats.url.clone());
+    config.nats.user = Some("beaker".into());
+    config.nats.password = Some("s3cret".into());
+    let node = TestNode::join(config, Role::Serve).await;
+    let r = node.python("print('authenticated')").await;
+    assert_eq!(r["stdout"], "authenticated\n");
+}
+
+#[tokio::test]
+async fn a_node_with_a_token_serves_jobs() {
+    let nats = NatsServer::start_with(&["--auth", "t0ken"]);
+    let mut config = test_config(1);
+    config.nats.url = Some(nats.url.clone());
+    config.nats.token = Some("t0ken".into());
+    let node = TestNode::join(config, Role::Serve).await;
+    assert_eq!(node.python("print(1)").await["status"], "completed");
+}
+
+#[tokio::test]
+async fn wrong_credentials_fail_at_once_and_say_so() {
+    let nats = NatsServer::start_with(&["--user", "beaker", "--pass", "s3cret"]);
+    let mut config = test_config(1);
+    config.nats.url = Some(nats.url.clone());
+    config.nats.user = Some("beaker".into());
+    config.nats.password = Some("guess".into());
+    let started = Instant::now();
+    let error = Node::start(config, Role::Api).await.err().expect("refused");
+    assert!(
+        error.to_string().contains("refused our credentials"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "no waiting out the connect patience"
+    );
+
+    let mut config = test_config(1);
+    config.nats.url = Some(nats.url.clone());
+    config.nats.token = Some("x".into());
+    config.nats.user = Some("beaker".into());
+    let error = Node::start(config, Role::Api).await.err().expect("refused");
+    assert!(
+        error.to_string().contains("one kind of NATS credentials"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn the_documented_accounts_config_gives_each_role_what_it_needs_and_no_more() {
+    // The documented file as it is, but for its store_dir: the test server has its own.
+    let documented =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/nats/accounts.conf"))
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("accounts.conf");
+    std::fs::write(
+        &conf,
+        documented.replace("store_dir: /var/lib/codebeaker/nats", ""),
+    )
+    .unwrap();
+    let nats = NatsServer::start_with(&["-c", conf.to_str().unwrap()]);
+    let as_user = |user: &str, password: &str| {
+        let mut config = test_config(1);
+        config.nats.url = Some(nats.url.clone());
+        config.nats.user = Some(user.into());
+        config.nats.password = Some(password.into());
+        config
+    };
+    let _worker = TestNode::join(as_user("worker", "change-me-worker"), Role::Worker).await;
+    let api = TestNode::join(as_user("api", "change-me-api"), Role::Api).await;
+    let r = api.python("print('through the accounts')").await;
+    assert_eq!(r["status"], "completed", "{r}");
+
+    let client = async_nats::ConnectOptions::with_user_and_password(
+        "client".into(),
+        "change-me-client".into(),
+    )
+    .connect(&nats.url)
+    .await
+    .unwrap();
+    let request = serde_json::json!({"language": "python", "code": "print(7)"}).to_string();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Content-Type", "application/json");
+    let reply = client
+        .request_with_headers("codebeaker.execute", headers, request.into())
+        .await
+        .unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(record["stdout"], "7\n");
+    // The client may not touch the queue: the server drops its publish to the job stream.
+    client
+        .publish("codebeaker.jobs.normal", "x".into())
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    let js = async_nats::jetstream::new(api_client(&nats.url).await);
+    let mut stream = js.get_stream("CODEBEAKER_JOBS").await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 0);
+}
+
+async fn api_client(url: &str) -> async_nats::Client {
+    async_nats::ConnectOptions::with_user_and_password("api".into(), "change-me-api".into())
+        .connect(url)
+        .await
+        .unwrap()
+}
