@@ -100,20 +100,29 @@ async fn the_documented_accounts_config_gives_each_role_what_it_needs_and_no_mor
         .unwrap();
     let record: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
     assert_eq!(record["stdout"], "7\n");
-    // The client may not touch the queue: the server drops its publish to the job stream.
+    // The client may not touch the queue: the server drops its publish to a queue subject.
+    // (A listener with rights sees whatever reaches the subject.)
+    let root = async_nats::ConnectOptions::with_user_and_password(
+        "worker".into(),
+        "change-me-worker".into(),
+    )
+    .connect(&nats.url)
+    .await
+    .unwrap();
+    let mut seen = root.subscribe("codebeaker.wake").await.unwrap();
+    root.flush().await.unwrap();
     client
-        .publish("codebeaker.jobs.normal", "x".into())
+        .publish("codebeaker.wake", "forged".into())
         .await
         .unwrap();
     client.flush().await.unwrap();
-    let js = async_nats::jetstream::new(api_client(&nats.url).await);
-    let mut stream = js.get_stream("CODEBEAKER_JOBS").await.unwrap();
-    assert_eq!(stream.info().await.unwrap().state.messages, 0);
-}
-
-async fn api_client(url: &str) -> async_nats::Client {
-    async_nats::ConnectOptions::with_user_and_password("api".into(), "change-me-api".into())
-        .connect(url)
-        .await
-        .unwrap()
+    let got = tokio::time::timeout(
+        Duration::from_millis(500),
+        futures::StreamExt::next(&mut seen),
+    )
+    .await;
+    assert!(
+        got.is_err(),
+        "a client publish on a queue subject went through"
+    );
 }
