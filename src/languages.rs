@@ -34,6 +34,9 @@ pub struct Language {
     pub packages: Vec<String>,
     #[serde(default)]
     pub limits: LanguageLimits,
+    /// OCI runtime for this language's jobs (e.g. `runsc`), over the deployment's choice.
+    #[serde(default)]
+    pub runtime: Option<String>,
 }
 
 /// Per-language overrides of the server's limits (compilers and JVMs need more room).

@@ -81,7 +81,7 @@ async fn a_background_process_is_gone_when_the_job_ends() {
         subprocess.Popen(['sh', '-c', 'sleep 986 &'])\n\
         print('started')";
     let r = node.python(code).await;
-    assert_eq!(r["status"], "completed");
+    assert_eq!(r["status"], "completed", "{r}");
     assert_eq!(r["stdout"], "started\n");
     // The job ended when its main program did, not when the sleeps would have.
     assert!(r["duration_ms"].as_u64().unwrap() < 5000);

@@ -46,12 +46,13 @@ pub fn payload(header: &Header, files: &[(&str, &[u8])], stdin: &[u8]) -> Vec<u8
     out
 }
 
-/// What the bootstrap measured after the program ended.
+/// What the bootstrap measured after the program ended. Memory and CPU are None where the
+/// runtime shows no cgroup files (gVisor).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Report {
     pub exit_code: i64,
-    pub memory_peak_bytes: u64,
-    pub cpu_time: Duration,
+    pub memory_peak_bytes: Option<u64>,
+    pub cpu_time: Option<Duration>,
 }
 
 /// Finds the report for `nonce` at the end of `stderr`, removes it, and parses it.
@@ -62,15 +63,20 @@ pub fn take_report(stderr: &mut Vec<u8>, nonce: &str) -> Option<Report> {
         .windows(marker.len())
         .rposition(|w| w == marker.as_slice())?;
     let line = std::str::from_utf8(&stderr[start + marker.len()..]).ok()?;
-    let mut fields = line.trim_end().split(' ').map(str::parse::<u64>);
-    let exit_code = fields.next()?.ok()? as i64;
-    let memory_peak_bytes = fields.next()?.ok()?;
-    let cpu_ns = fields.next()?.ok()?;
+    let mut fields = line.trim_end().split(' ');
+    let exit_code = fields.next()?.parse().ok()?;
+    // "-" stands for a measure the runtime does not offer.
+    let mut measure = || match fields.next()? {
+        "-" => Some(None),
+        n => n.parse::<u64>().ok().map(Some),
+    };
+    let memory_peak_bytes = measure()?;
+    let cpu_ns = measure()?;
     stderr.truncate(start);
     Some(Report {
         exit_code,
         memory_peak_bytes,
-        cpu_time: Duration::from_nanos(cpu_ns),
+        cpu_time: cpu_ns.map(Duration::from_nanos),
     })
 }
 
@@ -245,8 +251,11 @@ mod tests {
         let report = take_report(&mut stderr, "abc").unwrap();
         assert_eq!(stderr, b"oops\n");
         assert_eq!(report.exit_code, 3);
-        assert_eq!(report.memory_peak_bytes, 1024);
-        assert_eq!(report.cpu_time, Duration::from_millis(2));
+        assert_eq!(report.memory_peak_bytes, Some(1024));
+        assert_eq!(report.cpu_time, Some(Duration::from_millis(2)));
+        let mut gvisor = b"\x1eabc 0 - -\n".to_vec();
+        let report = take_report(&mut gvisor, "abc").unwrap();
+        assert_eq!((report.memory_peak_bytes, report.cpu_time), (None, None));
     }
 
     #[test]

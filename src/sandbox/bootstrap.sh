@@ -38,14 +38,14 @@ if [ "$compile_limit" != - ]; then
   [ "$code" -eq 0 ] || exit 0
 fi
 
-# CPU time of the container's cgroup in ns (v1 or v2), without forking.
+# CPU time of the container's cgroup in ns (v1 or v2), without forking; "-" where the
+# runtime shows no cgroup files (gVisor).
 cpu_ns() {
-  cpu=0
-  if ! { read -r cpu < /sys/fs/cgroup/cpuacct/cpuacct.usage; } 2>/dev/null; then
-    while read -r key value; do
+  cpu=-
+  { read -r cpu < /sys/fs/cgroup/cpuacct/cpuacct.usage; } 2>/dev/null && return
+  { while read -r key value; do
       [ "$key" = usage_usec ] && cpu=${value}000
-    done < /sys/fs/cgroup/cpu.stat 2>/dev/null
-  fi
+    done < /sys/fs/cgroup/cpu.stat; } 2>/dev/null
 }
 
 cpu_ns; cpu_before=$cpu
@@ -55,8 +55,9 @@ code=$?
 # Nothing the job started outlives it, and nothing can write after the report below.
 kill -9 -1 2>/dev/null
 cpu_ns
-peak=0
+[ "$cpu" = - ] || [ "$cpu_before" = - ] || cpu=$(( cpu - cpu_before ))
+peak=-
 { read -r peak < /sys/fs/cgroup/memory/memory.max_usage_in_bytes; } 2>/dev/null \
   || { read -r peak < /sys/fs/cgroup/memory.peak; } 2>/dev/null
-printf '\036%s %s %s %s\n' "$nonce" "$code" "$peak" "$(( cpu - cpu_before ))" >&2
+printf '\036%s %s %s %s\n' "$nonce" "$code" "$peak" "$cpu" >&2
 exit "$code"

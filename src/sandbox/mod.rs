@@ -102,7 +102,11 @@ impl Sandbox {
             args: &job.args,
             limits: &job.limits,
             user: &self.config.user,
-            runtime: self.config.runtime.as_deref(),
+            runtime: job
+                .language
+                .runtime
+                .as_deref()
+                .or(self.config.runtime.as_deref()),
         };
         // A redelivered job gets a container of its own beside any its earlier attempt left.
         let name = format!(

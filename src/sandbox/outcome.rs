@@ -57,8 +57,11 @@ impl Outcome {
             compile,
             duration_ms: (status != Status::CompileError)
                 .then_some(self.duration.as_millis() as u64),
-            cpu_time_ms: self.report.map(|r| r.cpu_time.as_millis() as u64),
-            memory_peak_bytes: self.report.map(|r| r.memory_peak_bytes),
+            cpu_time_ms: self
+                .report
+                .and_then(|r| r.cpu_time)
+                .map(|t| t.as_millis() as u64),
+            memory_peak_bytes: self.report.and_then(|r| r.memory_peak_bytes),
             error,
             finished_at: Some(Utc::now()),
             ..running
@@ -72,7 +75,8 @@ impl Outcome {
     fn hit_cpu_limit(&self) -> bool {
         self.report.is_some_and(|r| {
             let signal = signal_name(r.exit_code);
-            signal == Some("SIGXCPU") || (signal == Some("SIGKILL") && r.cpu_time >= self.cpu_limit)
+            let spent = r.cpu_time.unwrap_or_default();
+            signal == Some("SIGXCPU") || (signal == Some("SIGKILL") && spent >= self.cpu_limit)
         })
     }
 
@@ -144,8 +148,8 @@ mod tests {
             cpu_limit: Duration::from_secs(1),
             report: report.map(|exit_code| Report {
                 exit_code,
-                memory_peak_bytes: 1,
-                cpu_time: Duration::ZERO,
+                memory_peak_bytes: Some(1),
+                cpu_time: Some(Duration::ZERO),
             }),
             stdout: Capped::new(4),
             stderr: Capped::new(4),

@@ -137,6 +137,10 @@ pub fn test_config(workers: usize) -> Config {
         ..Config::default()
     };
     config.nats.ack_wait_secs = 3;
+    // CODEBEAKER_TEST_RUNTIME=runsc runs the same tests under gVisor.
+    config.docker.runtime = std::env::var("CODEBEAKER_TEST_RUNTIME")
+        .ok()
+        .filter(|r| !r.is_empty());
     // Tests poll fast and submit hundreds of jobs from one address.
     config.api.rate_per_second = 1e6;
     config.api.burst = 1_000_000;
