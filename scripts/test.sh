@@ -4,10 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The hostile-code catalogue runs a second time with every job inside gVisor (runsc).
+CATALOGUE=(--test hostile --test limits --test containment)
 if cargo nextest --version >/dev/null 2>&1; then
   echo "[test] cargo nextest run $*"
   cargo nextest run --no-fail-fast "$@"
+  echo "[test] the hostile-code catalogue again, under gVisor (runsc)"
+  CODEBEAKER_TEST_RUNTIME=runsc cargo nextest run --no-fail-fast "${CATALOGUE[@]}"
 else
   echo "[test] cargo-nextest not found; using cargo test"
   cargo test "$@"
+  CODEBEAKER_TEST_RUNTIME=runsc cargo test "${CATALOGUE[@]}"
 fi

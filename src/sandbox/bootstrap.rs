@@ -19,6 +19,8 @@ pub struct Header<'a> {
     pub nonce: &'a str,
     /// The program's CPU limit (RLIMIT_CPU, whole seconds, rounded up).
     pub cpu_time: Duration,
+    /// RLIMIT_NPROC for the program, where the pids cgroup cannot count its processes (gVisor).
+    pub nproc: Option<i64>,
     /// The compile command and its time limit, for compiled languages.
     pub compile: Option<(&'a str, Duration)>,
     /// Cap on each compile stream.
@@ -35,7 +37,8 @@ pub fn payload(header: &Header, files: &[(&str, &[u8])], stdin: &[u8]) -> Vec<u8
     };
     let cpu = header.cpu_time.as_secs_f64().ceil().max(1.0) as u64;
     let (nonce, cap) = (header.nonce, header.compile_cap);
-    let lines = format!("{nonce}\n{cpu}\n{limit}\n{cap}\n{command}\n");
+    let nproc = header.nproc.map_or("-".to_string(), |n| n.to_string());
+    let lines = format!("{nonce}\n{cpu}\n{nproc}\n{limit}\n{cap}\n{command}\n");
     out.extend_from_slice(lines.as_bytes());
     for (name, content) in files {
         out.extend_from_slice(format!("{} {}\n", content.len(), name).as_bytes());
@@ -191,19 +194,21 @@ mod tests {
         let header = Header {
             nonce: "n1",
             cpu_time,
+            nproc: None,
             compile: None,
             compile_cap: 10,
         };
         let p = payload(&header, &[("main.py", b"print(1)"), ("e", b"")], b"in");
-        assert_eq!(p, b"n1\n2\n-\n10\n\n8 main.py\nprint(1)0 e\n-\nin");
+        assert_eq!(p, b"n1\n2\n-\n-\n10\n\n8 main.py\nprint(1)0 e\n-\nin");
         let compile = Some(("cc x.c", Duration::from_millis(2500)));
         let header = Header {
             nonce: "n1",
             cpu_time,
+            nproc: Some(64),
             compile,
             compile_cap: 10,
         };
-        assert!(payload(&header, &[], b"").starts_with(b"n1\n2\n2.500\n10\ncc x.c\n-\n"));
+        assert!(payload(&header, &[], b"").starts_with(b"n1\n2\n64\n2.500\n10\ncc x.c\n-\n"));
     }
 
     #[test]

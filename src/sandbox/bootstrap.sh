@@ -1,11 +1,13 @@
 # Runs first in every job container, as: sh -c "$THIS" cb <run command and args...>
-# Its stdin carries, in order: a nonce line; the program's CPU limit in whole seconds; the
-# compile time limit in seconds ("-" for none);
+# Its stdin carries, in order: a nonce line; the program's CPU limit in whole seconds; its
+# process limit ("-" for none: under runc the pids cgroup does it); the compile time limit in
+# seconds ("-" for none);
 # the cap on each compile stream in bytes; the compile command (one line, may be empty); each
 # file as "<size> <name>\n" then exactly <size> bytes; a line "-"; then the job's own stdin.
 # This puts code in without any host mount.
 IFS= read -r nonce || exit 120
 IFS= read -r cpu_limit || exit 120
+IFS= read -r nproc || exit 120
 IFS= read -r compile_limit || exit 120
 IFS= read -r compile_cap || exit 120
 IFS= read -r compile_command || exit 120
@@ -50,7 +52,9 @@ cpu_ns() {
 
 cpu_ns; cpu_before=$cpu
 # The program alone gets the CPU limit: SIGXCPU at the limit, SIGKILL a second later.
-( ulimit -S -t "$cpu_limit" && ulimit -H -t $(( cpu_limit + 1 )) && exec "$@" )
+# Under gVisor the process limit is RLIMIT_NPROC, which its kernel enforces per sandbox.
+( { [ "$nproc" = - ] || ulimit -p "$nproc"; } \
+  && ulimit -S -t "$cpu_limit" && ulimit -H -t $(( cpu_limit + 1 )) && exec "$@" )
 code=$?
 # Nothing the job started outlives it, and nothing can write after the report below.
 kill -9 -1 2>/dev/null

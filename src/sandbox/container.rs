@@ -11,6 +11,8 @@ use crate::languages::Language;
 pub const LABEL_EXECUTION: &str = "codebeaker.execution_id";
 pub const LABEL_NODE: &str = "codebeaker.node";
 pub const WORK_DIR: &str = "/work";
+/// The runtime name gVisor is registered under.
+pub const GVISOR: &str = "runsc";
 
 /// The only environment a job sees, besides what its image sets.
 const ENV: &[&str] = &[
@@ -95,7 +97,12 @@ impl Spec<'_> {
             // Equal to memory: no swap, so a memory bomb meets the limit instead of the disk.
             memory_swap: Some(l.memory.bytes() as i64),
             nano_cpus: Some((l.cpus * 1e9) as i64),
-            pids_limit: Some(l.pids),
+            pids_limit: Some(match self.runtime {
+                // gVisor's own threads live in the container's pids cgroup too; the job's
+                // processes are held by RLIMIT_NPROC inside the sandbox instead.
+                Some(GVISOR) => l.pids * 4 + 256,
+                _ => l.pids,
+            }),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges".into()]),
             ulimits: Some(vec![

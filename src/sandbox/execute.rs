@@ -85,6 +85,8 @@ impl Sandbox {
         let header = bootstrap::Header {
             nonce: &nonce,
             cpu_time: job.limits.cpu_time,
+            nproc: (self.runtime_for(job) == Some(super::container::GVISOR))
+                .then_some(job.limits.pids),
             compile: job
                 .language
                 .compile

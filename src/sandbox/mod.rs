@@ -123,6 +123,14 @@ impl Sandbox {
         Ok(created.id)
     }
 
+    /// The OCI runtime a job runs under: its language's choice, else the deployment's.
+    pub fn runtime_for<'a>(&'a self, job: &'a Job) -> Option<&'a str> {
+        job.language
+            .runtime
+            .as_deref()
+            .or(self.config.runtime.as_deref())
+    }
+
     /// Kills and removes a container; a container already gone counts as removed.
     pub async fn remove(&self, id: &str) {
         let options = RemoveContainerOptionsBuilder::default().force(true).build();

@@ -125,6 +125,12 @@ pub struct TestNode {
     http: reqwest::Client,
 }
 
+/// True when the suite runs under gVisor (CODEBEAKER_TEST_RUNTIME=runsc), where a few
+/// answers legitimately differ: gVisor has its own kernel.
+pub fn gvisor() -> bool {
+    std::env::var("CODEBEAKER_TEST_RUNTIME").is_ok_and(|r| r == "runsc")
+}
+
 /// A config for a test node: port 0, a unique node id (so that one test's start-up cleanup
 /// never touches another's containers), the given number of workers, and a short ack_wait so
 /// that redelivery tests run in seconds.
