@@ -39,6 +39,13 @@ pub struct Language {
     pub runtime: Option<String>,
 }
 
+impl Language {
+    /// The OCI runtime this language's jobs run under: its own choice, else the deployment's.
+    pub fn runtime_or<'a>(&'a self, deployment: Option<&'a str>) -> Option<&'a str> {
+        self.runtime.as_deref().or(deployment)
+    }
+}
+
 /// Per-language overrides of the server's limits (compilers and JVMs need more room).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +55,8 @@ pub struct LanguageLimits {
     pub cpu_time: Option<f64>,
     pub memory: Option<ByteSize>,
     pub pids: Option<i64>,
+    pub output: Option<ByteSize>,
+    pub file_size: Option<ByteSize>,
     /// Seconds the compile step may take.
     pub compile_timeout: Option<f64>,
 }
@@ -162,8 +171,8 @@ impl Languages {
                     cpu_time: with_default(limits.cpu_time, lang.limits.cpu_time),
                     memory_limit: with_default(limits.memory, lang.limits.memory),
                     pids_limit: with_default(limits.pids, lang.limits.pids),
-                    output_limit: limits.output,
-                    file_size_limit: limits.file_size,
+                    output_limit: with_default(limits.output, lang.limits.output),
+                    file_size_limit: with_default(limits.file_size, lang.limits.file_size),
                     compile_timeout: lang.compile.as_ref().map(|_| {
                         lang.limits
                             .compile_timeout
@@ -201,6 +210,19 @@ mod tests {
         }
         assert!(langs.get("cobol").is_none());
         assert_eq!(langs.all().len(), 13);
+    }
+
+    #[test]
+    fn a_language_runtime_wins_over_the_deployment() {
+        let mut lang = Languages::load(None)
+            .unwrap()
+            .get("python")
+            .unwrap()
+            .clone();
+        assert_eq!(lang.runtime_or(Some("runc")), Some("runc"));
+        lang.runtime = Some("runsc".into());
+        assert_eq!(lang.runtime_or(Some("runc")), Some("runsc"));
+        assert_eq!(lang.runtime_or(None), Some("runsc"));
     }
 
     #[test]
