@@ -10,7 +10,9 @@ if cargo nextest --version >/dev/null 2>&1; then
   echo "[test] cargo nextest run $*"
   cargo nextest run --no-fail-fast "$@"
   echo "[test] the hostile-code catalogue again, under gVisor (runsc)"
-  CODEBEAKER_TEST_RUNTIME=runsc cargo nextest run --no-fail-fast "${CATALOGUE[@]}"
+  # runsc's ptrace platform on 2 cores is now and then slow to start a sandbox; a retry is
+  # reported as FLAKY by nextest rather than hidden.
+  CODEBEAKER_TEST_RUNTIME=runsc cargo nextest run --no-fail-fast --retries 2 "${CATALOGUE[@]}"
 else
   echo "[test] cargo-nextest not found; using cargo test"
   cargo test "$@"

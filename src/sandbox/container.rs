@@ -100,7 +100,7 @@ impl Spec<'_> {
             pids_limit: Some(match self.runtime {
                 // gVisor's own threads live in the container's pids cgroup too; the job's
                 // processes are held by RLIMIT_NPROC inside the sandbox instead.
-                Some(GVISOR) => l.pids * 4 + 256,
+                Some(GVISOR) => l.pids * 8 + 1024,
                 _ => l.pids,
             }),
             cap_drop: Some(vec!["ALL".into()]),
