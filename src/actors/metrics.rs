@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
@@ -20,6 +21,13 @@ pub enum MetricsMsg {
         busy: usize,
         idle: usize,
     },
+    HttpStarted,
+    HttpFinished {
+        method: String,
+        route: &'static str,
+        status: u16,
+        duration: Duration,
+    },
     Render(RpcReplyPort<String>),
 }
 
@@ -29,6 +37,9 @@ pub struct Metrics {
     duration: HistogramVec,
     restarts: IntCounterVec,
     workers: IntGaugeVec,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    http_in_flight: IntGauge,
 }
 
 impl Metrics {
@@ -59,6 +70,28 @@ impl Metrics {
             &["actor"],
         )?;
         let workers = IntGaugeVec::new(Opts::new("workers", "WorkerActors by state"), &["state"])?;
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by method, route template and status",
+            ),
+            &["method", "route", "status"],
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request time, arrival to response",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+            &["method", "route"],
+        )?;
+        let http_in_flight =
+            IntGauge::new("http_requests_in_flight", "HTTP requests being answered")?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(http_in_flight.clone()))?;
         registry.register(Box::new(executions.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(restarts.clone()))?;
@@ -69,6 +102,9 @@ impl Metrics {
             duration,
             restarts,
             workers,
+            http_requests,
+            http_duration,
+            http_in_flight,
         })
     }
 
@@ -118,6 +154,21 @@ impl Actor for MetricsActor {
             MetricsMsg::Workers { busy, idle } => {
                 m.workers.with_label_values(&["busy"]).set(busy as i64);
                 m.workers.with_label_values(&["idle"]).set(idle as i64);
+            }
+            MetricsMsg::HttpStarted => m.http_in_flight.inc(),
+            MetricsMsg::HttpFinished {
+                method,
+                route,
+                status,
+                duration,
+            } => {
+                m.http_in_flight.dec();
+                m.http_requests
+                    .with_label_values(&[method.as_str(), route, &status.to_string()])
+                    .inc();
+                m.http_duration
+                    .with_label_values(&[method.as_str(), route])
+                    .observe(duration.as_secs_f64());
             }
             MetricsMsg::Render(reply) => {
                 let _ = reply.send(m.render());

@@ -4,6 +4,7 @@
 mod error;
 pub mod executions;
 mod guard;
+mod observe;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -61,17 +62,20 @@ pub fn routes(
             .allow_headers(["content-type", "authorization", "x-request-id"]);
         all = all.with(cors).map(Reply::into_response).boxed();
     }
-    all.recover(error::recover)
-        .unify()
-        .with(warp::log::custom(|info| {
-            tracing::info!(
-                method = %info.method(),
-                path = info.path(),
-                status = info.status().as_u16(),
-                elapsed_ms = info.elapsed().as_secs_f64() * 1e3,
-                "request"
-            )
-        }))
+    let node = state.ctx.node_id().to_string();
+    let observe = warp::method()
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .map(move |method, path, headers: warp::http::HeaderMap| {
+            let id = headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            observe::Observation::start(&node, method, path, id)
+        });
+    observe
+        .and(all.recover(error::recover).unify())
+        .map(observe::Observation::finish)
 }
 
 fn execution_routes(state: Arc<ApiState>) -> Routes {

@@ -1,0 +1,68 @@
+//! Request ids, response times and HTTP metrics on every response.
+
+mod common;
+
+use common::TestNode;
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_its_response_time() {
+    let node = TestNode::start(1).await;
+    let http = reqwest::Client::new();
+    let echoed = http
+        .get(format!("{}/languages", node.url))
+        .header("x-request-id", "client-chosen-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "client-chosen-42");
+    let time = echoed.headers()["x-response-time"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        time.ends_with("ms") && time.trim_end_matches("ms").parse::<f64>().is_ok(),
+        "{time}"
+    );
+
+    // Errors get them too; an unsafe id is replaced by a fresh UUID.
+    let error = http
+        .get(format!("{}/nowhere", node.url))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error.status(), 404);
+    let id = error.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+    assert!(error.headers().contains_key("x-response-time"));
+}
+
+#[tokio::test]
+async fn http_requests_are_counted_by_route_template_not_raw_path() {
+    let node = TestNode::start(1).await;
+    for _ in 0..2 {
+        let (status, _) = node
+            .get(&format!("/execution/{}", uuid::Uuid::new_v4()))
+            .await;
+        assert_eq!(status, 404);
+    }
+    node.python("print(1)").await;
+    let (_, text) = node.get("/metrics").await;
+    assert!(
+        text.contains(
+            r#"codebeaker_http_requests_total{method="GET",route="/execution/{id}",status="404"} 2"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(
+        r#"codebeaker_http_requests_total{method="POST",route="/execute",status="200"} 1"#
+    ));
+    assert!(text.contains(
+        r#"codebeaker_http_request_duration_seconds_count{method="POST",route="/execute"} 1"#
+    ));
+    // The /metrics request itself is the one in flight while the text is rendered.
+    assert!(
+        text.contains("codebeaker_http_requests_in_flight 1"),
+        "{text}"
+    );
+}
