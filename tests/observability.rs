@@ -66,3 +66,22 @@ async fn http_requests_are_counted_by_route_template_not_raw_path() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn metrics_say_what_the_node_is_and_how_long_jobs_queued() {
+    let node = TestNode::start(1).await;
+    node.python("print(1)").await;
+    node.python("print(2)").await;
+    let (_, text) = node.get("/metrics").await;
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        text.contains(&format!(
+            r#"codebeaker_node_info{{role="serve",version="{version}"}} 1"#
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("codebeaker_queue_wait_seconds_count 2"),
+        "{text}"
+    );
+}

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
@@ -21,6 +21,8 @@ pub enum MetricsMsg {
         busy: usize,
         idle: usize,
     },
+    /// A worker took a job this long after it was enqueued.
+    QueueWait(Duration),
     HttpStarted,
     HttpFinished {
         method: String,
@@ -40,11 +42,30 @@ pub struct Metrics {
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     http_in_flight: IntGauge,
+    queue_wait: Histogram,
 }
 
 impl Metrics {
-    fn new() -> Result<Metrics, prometheus::Error> {
+    fn new(role: &str) -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new_custom(Some("codebeaker".into()), None)?;
+        let node_info = IntGaugeVec::new(
+            Opts::new("node_info", "Always 1; labels say what this node is"),
+            &["version", "role"],
+        )?;
+        node_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), role])
+            .set(1);
+        registry.register(Box::new(node_info))?;
+        let queue_wait = Histogram::with_opts(
+            HistogramOpts::new(
+                "queue_wait_seconds",
+                "Time from a job's enqueue to a worker taking it",
+            )
+            .buckets(vec![
+                0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0, 120.0,
+            ]),
+        )?;
+        registry.register(Box::new(queue_wait.clone()))?;
         let executions = IntCounterVec::new(
             Opts::new(
                 "executions_total",
@@ -105,6 +126,7 @@ impl Metrics {
             http_requests,
             http_duration,
             http_in_flight,
+            queue_wait,
         })
     }
 
@@ -121,14 +143,15 @@ pub struct MetricsActor;
 impl Actor for MetricsActor {
     type Msg = MetricsMsg;
     type State = Metrics;
-    type Arguments = ();
+    /// The node's role, for `node_info`.
+    type Arguments = &'static str;
 
     async fn pre_start(
         &self,
         _: ActorRef<MetricsMsg>,
-        _: (),
+        role: &'static str,
     ) -> Result<Metrics, ActorProcessingErr> {
-        Ok(Metrics::new()?)
+        Ok(Metrics::new(role)?)
     }
 
     async fn handle(
@@ -155,6 +178,7 @@ impl Actor for MetricsActor {
                 m.workers.with_label_values(&["busy"]).set(busy as i64);
                 m.workers.with_label_values(&["idle"]).set(idle as i64);
             }
+            MetricsMsg::QueueWait(wait) => m.queue_wait.observe(wait.as_secs_f64()),
             MetricsMsg::HttpStarted => m.http_in_flight.inc(),
             MetricsMsg::HttpFinished {
                 method,

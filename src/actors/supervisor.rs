@@ -270,12 +270,15 @@ impl SupervisorState {
                 .ok_or("this node has no worker side")
         };
         let cell: ActorCell = match &child {
-            Child::Metrics => {
-                Actor::spawn_linked(Some(names::metrics(&node)), MetricsActor, (), sup)
-                    .await?
-                    .0
-                    .get_cell()
-            }
+            Child::Metrics => Actor::spawn_linked(
+                Some(names::metrics(&node)),
+                MetricsActor,
+                self.args.role,
+                sup,
+            )
+            .await?
+            .0
+            .get_cell(),
             Child::Runtime(name) => {
                 let ctx = worker_ctx()?;
                 let language = ctx

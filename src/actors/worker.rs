@@ -67,15 +67,12 @@ impl Actor for WorkerActor {
         };
         match outcome {
             Ok(Some(record)) => {
-                if let Some(metrics) =
-                    lookup::<MetricsMsg>(&names::metrics(state.ctx.node.node_id()))
-                {
-                    let _ = metrics.cast(MetricsMsg::Executed {
-                        language: record.language.clone(),
-                        status: record.status,
-                        duration: Duration::from_millis(record.duration_ms.unwrap_or(0)),
-                    });
-                }
+                let executed = MetricsMsg::Executed {
+                    language: record.language.clone(),
+                    status: record.status,
+                    duration: Duration::from_millis(record.duration_ms.unwrap_or(0)),
+                };
+                metric(&state.ctx, executed);
                 acknowledge(&delivery).await;
             }
             Ok(None) => acknowledge(&delivery).await,
@@ -89,6 +86,12 @@ impl Actor for WorkerActor {
             .supervisor
             .cast(SupervisorMsg::WorkerIdle(myself.get_id()))?;
         Ok(())
+    }
+}
+
+fn metric(ctx: &WorkerContext, msg: MetricsMsg) {
+    if let Some(metrics) = lookup::<MetricsMsg>(&names::metrics(ctx.node.node_id())) {
+        let _ = metrics.cast(msg);
     }
 }
 
@@ -139,6 +142,10 @@ async fn process(
         let Some(running) = claim(ctx, job).await? else {
             return Ok(None);
         };
+        if let Some(started) = running.started_at {
+            let wait = (started - running.created_at).to_std().unwrap_or_default();
+            metric(ctx, MetricsMsg::QueueWait(wait));
+        }
         if delivery.attempt() > 1 {
             // An earlier attempt's node died; its container may still run here.
             if let Err(e) = ctx.sandbox.remove_execution(&id.to_string()).await {
