@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::TestNode;
+use common::{NatsServer, NodeProcess, TestNode};
 
 #[tokio::test]
 async fn every_response_carries_a_request_id_and_its_response_time() {
@@ -84,4 +84,41 @@ async fn metrics_say_what_the_node_is_and_how_long_jobs_queued() {
         text.contains("codebeaker_queue_wait_seconds_count 2"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_worker_logs_each_job_with_its_execution_id_in_json() {
+    let nats = NatsServer::start();
+    let worker = NodeProcess::start("worker", &nats.url, 1).await;
+    let api = NodeProcess::start("api", &nats.url, 0).await;
+    let record: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/execute", api.url))
+        .json(&serde_json::json!({"language": "python", "code": "print('logged')"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = record["execution_id"].as_str().unwrap().to_string();
+    let about_job = || -> Vec<serde_json::Value> {
+        worker
+            .log_lines()
+            .iter()
+            .map(|line| serde_json::from_str(line).expect("every log line is JSON"))
+            .filter(|line: &serde_json::Value| line["span"]["execution_id"] == id.as_str())
+            .collect()
+    };
+    // The record is stored before the worker logs that it finished: give the log a moment.
+    common::eventually(std::time::Duration::from_secs(5), || async {
+        about_job().len() >= 2
+    })
+    .await;
+    let about_job = about_job();
+    let messages: Vec<&str> = about_job
+        .iter()
+        .map(|l| l["fields"]["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages, ["job taken", "job finished"], "{about_job:?}");
+    assert_eq!(about_job[1]["fields"]["status"], "completed");
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use super::metrics::MetricsMsg;
 use super::runtime::RuntimeMsg;
@@ -60,11 +61,26 @@ impl Actor for WorkerActor {
         let WorkerMsg::Run(assignment) = msg;
         let Assignment { job, delivery } = *assignment;
         let ack_wait = Duration::from_secs(state.ctx.node.config.nats.ack_wait_secs);
+        // Every log line about this job, on this node, carries its execution id.
+        let span = tracing::info_span!("job", execution_id = %job.execution_id, language = %job.language.name);
         // In-progress acks run beside the job and stop with it (also if this actor is killed).
-        let outcome = tokio::select! {
-            outcome = process(&state.ctx, &job, &delivery) => outcome,
-            never = keep_alive(&delivery, ack_wait) => match never {},
-        };
+        let outcome = async {
+            tracing::info!(attempt = delivery.attempt(), "job taken");
+            let outcome = tokio::select! {
+                outcome = process(&state.ctx, &job, &delivery) => outcome,
+                never = keep_alive(&delivery, ack_wait) => match never {},
+            };
+            if let Ok(Some(record)) = &outcome {
+                tracing::info!(
+                    status = record.status.as_str(),
+                    duration_ms = record.duration_ms,
+                    "job finished"
+                );
+            }
+            outcome
+        }
+        .instrument(span)
+        .await;
         match outcome {
             Ok(Some(record)) => {
                 let executed = MetricsMsg::Executed {

@@ -318,12 +318,15 @@ pub struct NodeProcess {
     pub node_id: String,
     pub url: String,
     child: Child,
+    /// Where the process's log (JSON lines) goes.
+    pub log: tempfile::NamedTempFile,
 }
 
 impl NodeProcess {
     pub async fn start(role: &str, nats_url: &str, workers: usize) -> NodeProcess {
         let node_id = format!("proc-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let port = free_port();
+        let log = tempfile::NamedTempFile::new().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_codebeaker"))
             .args([
                 role,
@@ -337,13 +340,14 @@ impl NodeProcess {
             .env("CODEBEAKER_NATS__ACK_WAIT_SECS", "3")
             .env("CODEBEAKER_LOG_FORMAT", "json")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log.reopen().unwrap())
             .spawn()
             .expect("codebeaker binary runs");
         let process = NodeProcess {
             node_id,
             url: format!("http://127.0.0.1:{port}"),
             child,
+            log,
         };
         let health = format!("{}/health", process.url);
         let up = eventually(Duration::from_secs(30), || async {
@@ -359,6 +363,15 @@ impl NodeProcess {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The log lines written so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.log.path())
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 }
 
