@@ -122,3 +122,53 @@ async fn a_worker_logs_each_job_with_its_execution_id_in_json() {
     assert_eq!(messages, ["job taken", "job finished"], "{about_job:?}");
     assert_eq!(about_job[1]["fields"]["status"], "completed");
 }
+
+/// Metric names a PromQL text refers to, without histogram suffixes.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for (i, _) in text.match_indices("codebeaker_") {
+        let name: String = text[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let base = ["_bucket", "_count", "_sum"]
+            .iter()
+            .fold(name.clone(), |n, s| {
+                n.strip_suffix(s).map(str::to_string).unwrap_or(n)
+            });
+        names.insert(base);
+    }
+    names
+}
+
+#[tokio::test]
+async fn every_metric_the_dashboard_queries_is_on_metrics() {
+    let dashboard: serde_json::Value = serde_json::from_str(include_str!(
+        "../observability/grafana/dashboards/codebeaker.json"
+    ))
+    .unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            p["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["expr"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let wanted = metric_names(&exprs.join("\n"));
+    assert!(wanted.len() >= 8, "{wanted:?}");
+
+    let node = TestNode::start(1).await;
+    node.python("print(1)").await;
+    let (_, text) = node.get("/metrics").await;
+    for name in &wanted {
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "{name} is not on /metrics"
+        );
+    }
+}

@@ -115,6 +115,10 @@ impl Metrics {
         registry.register(Box::new(http_in_flight.clone()))?;
         registry.register(Box::new(executions.clone()))?;
         registry.register(Box::new(duration.clone()))?;
+        // Present from the start (at 0), so that dashboards and alerts see the series.
+        for actor in ["metrics", "runtime", "worker"] {
+            restarts.with_label_values(&[actor]);
+        }
         registry.register(Box::new(restarts.clone()))?;
         registry.register(Box::new(workers.clone()))?;
         Ok(Metrics {
