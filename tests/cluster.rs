@@ -16,15 +16,9 @@ async fn an_api_only_and_a_worker_only_process_serve_jobs_together() {
     let nats = NatsServer::start();
     let worker = NodeProcess::start("worker", &nats.url, 2).await;
     let api = NodeProcess::start("api", &nats.url, 0).await;
-    let record: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/execute", api.url))
-        .json(&json!({"language": "python", "code": "print('split')"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let record = api
+        .execute(json!({"language": "python", "code": "print('split')"}))
+        .await;
     assert_eq!(record["status"], "completed", "{record}");
     assert_eq!(record["stdout"], "split\n");
     assert_eq!(record["node"], worker.node_id.as_str());

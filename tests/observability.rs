@@ -91,15 +91,9 @@ async fn a_worker_logs_each_job_with_its_execution_id_in_json() {
     let nats = NatsServer::start();
     let worker = NodeProcess::start("worker", &nats.url, 1).await;
     let api = NodeProcess::start("api", &nats.url, 0).await;
-    let record: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/execute", api.url))
-        .json(&serde_json::json!({"language": "python", "code": "print('logged')"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let record = api
+        .execute(serde_json::json!({"language": "python", "code": "print('logged')"}))
+        .await;
     let id = record["execution_id"].as_str().unwrap().to_string();
     let about_job = || -> Vec<serde_json::Value> {
         worker

@@ -138,10 +138,9 @@ async fn process(
     let records = &ctx.node.queue.records;
     let id = job.execution_id;
     let max_deliver = ctx.node.config.nats.max_deliver;
-    if let Some(found) = records.get(&id).await? {
-        if found.record.status.is_final() {
-            return Ok(None);
-        }
+    let found = records.get(&id).await?;
+    if found.as_ref().is_some_and(|f| f.record.status.is_final()) {
+        return Ok(None);
     }
     if delivery.attempt() > max_deliver {
         let record = ExecutionRecord::internal_error(
@@ -155,7 +154,7 @@ async fn process(
     let (kill, killed) = oneshot::channel();
     ctx.running.insert(id, kill);
     let result = async {
-        let Some(running) = claim(ctx, job).await? else {
+        let Some(running) = claim(ctx, job, found).await? else {
             return Ok(None);
         };
         if let Some(started) = running.started_at {
@@ -179,10 +178,15 @@ async fn process(
 
 /// Marks the record running (compare-and-set) and returns it. None when it is final or was
 /// cancelled.
-async fn claim(ctx: &WorkerContext, job: &Job) -> Result<Option<ExecutionRecord>, QueueError> {
+/// `found` is the record as already read; it is read again only after a lost race.
+async fn claim(
+    ctx: &WorkerContext,
+    job: &Job,
+    mut found: Option<Versioned>,
+) -> Result<Option<ExecutionRecord>, QueueError> {
     let records = &ctx.node.queue.records;
     loop {
-        let (record, revision) = match records.get(&job.execution_id).await? {
+        let (record, revision) = match found.take() {
             Some(Versioned { record, revision }) => (record, Some(revision)),
             // Expired or never written (a publish from outside the API): start it afresh.
             None => (ExecutionRecord::new(job, Status::Queued), None),
@@ -203,6 +207,7 @@ async fn claim(ctx: &WorkerContext, job: &Job) -> Result<Option<ExecutionRecord>
         if stored {
             return Ok(Some(running));
         }
+        found = records.get(&job.execution_id).await?;
     }
 }
 

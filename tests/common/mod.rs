@@ -365,6 +365,17 @@ impl NodeProcess {
         let _ = self.child.wait();
     }
 
+    /// POSTs a request to this process's /execute and returns the JSON answer.
+    pub async fn execute(&self, request: Value) -> Value {
+        let response = reqwest::Client::new()
+            .post(format!("{}/execute", self.url))
+            .json(&request)
+            .send()
+            .await
+            .expect("request sent");
+        response.json().await.expect("JSON answer")
+    }
+
     /// The log lines written so far.
     pub fn log_lines(&self) -> Vec<String> {
         std::fs::read_to_string(self.log.path())
