@@ -160,14 +160,12 @@ impl Node {
             ctx: ctx.clone(),
             supervisor: supervisor.clone(),
         });
-        let server = tokio::spawn(
-            warp::serve(api::routes(state, role.has_api()))
-                .incoming(listener)
-                .graceful(async {
-                    let _ = server_stopped.await;
-                })
-                .run(),
-        );
+        let server = tokio::spawn(api::server::serve(
+            listener,
+            api::routes(state, role.has_api()),
+            ctx.node_id().to_string(),
+            server_stopped,
+        ));
         tracing::info!(
             node = ctx.node_id(),
             role = role.as_str(),

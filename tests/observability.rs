@@ -86,35 +86,53 @@ async fn metrics_say_what_the_node_is_and_how_long_jobs_queued() {
     );
 }
 
+/// One grep follows a job across nodes: the API node's lines about the request and the
+/// worker node's lines about its job carry the same request id and execution id.
 #[tokio::test]
-async fn a_worker_logs_each_job_with_its_execution_id_in_json() {
+async fn logs_on_both_nodes_carry_the_request_and_execution_ids() {
     let nats = NatsServer::start();
     let worker = NodeProcess::start("worker", &nats.url, 1).await;
     let api = NodeProcess::start("api", &nats.url, 0).await;
+    let request_id = format!("trace-{}", uuid::Uuid::new_v4().simple());
     let record = api
-        .execute(serde_json::json!({"language": "python", "code": "print('logged')"}))
+        .execute_as(
+            &request_id,
+            serde_json::json!({"language": "python", "code": "print('logged')"}),
+        )
         .await;
-    let id = record["execution_id"].as_str().unwrap().to_string();
-    let about_job = || -> Vec<serde_json::Value> {
-        worker
-            .log_lines()
+    let execution_id = record["execution_id"].as_str().unwrap().to_string();
+    let about = |node: &NodeProcess| -> Vec<serde_json::Value> {
+        node.log_lines()
+            .into_iter()
+            .filter(|line| line["span"]["request_id"] == request_id.as_str())
+            .collect()
+    };
+    let messages = |lines: &[serde_json::Value]| -> Vec<String> {
+        lines
             .iter()
-            .map(|line| serde_json::from_str(line).expect("every log line is JSON"))
-            .filter(|line: &serde_json::Value| line["span"]["execution_id"] == id.as_str())
+            .map(|l| l["fields"]["message"].as_str().unwrap().to_string())
             .collect()
     };
     // The record is stored before the worker logs that it finished: give the log a moment.
     common::eventually(std::time::Duration::from_secs(5), || async {
-        about_job().len() >= 2
+        about(&worker).len() >= 2
     })
     .await;
-    let about_job = about_job();
-    let messages: Vec<&str> = about_job
+
+    let on_worker = about(&worker);
+    assert_eq!(messages(&on_worker), ["job taken", "job finished"], "{on_worker:?}");
+    assert!(on_worker
         .iter()
-        .map(|l| l["fields"]["message"].as_str().unwrap())
-        .collect();
-    assert_eq!(messages, ["job taken", "job finished"], "{about_job:?}");
-    assert_eq!(about_job[1]["fields"]["status"], "completed");
+        .all(|l| l["span"]["execution_id"] == execution_id.as_str()));
+    assert_eq!(on_worker[1]["fields"]["status"], "completed");
+
+    let on_api = about(&api);
+    assert_eq!(messages(&on_api), ["job queued", "request"], "{on_api:?}");
+    assert!(on_api
+        .iter()
+        .all(|l| l["span"]["execution_id"] == execution_id.as_str()));
+    assert_eq!(on_api[1]["span"]["route"], "/execute");
+    assert_eq!(on_api[1]["fields"]["status"], 200);
 }
 
 /// Metric names a PromQL text refers to, without histogram suffixes.

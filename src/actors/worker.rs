@@ -61,8 +61,14 @@ impl Actor for WorkerActor {
         let WorkerMsg::Run(assignment) = msg;
         let Assignment { job, delivery } = *assignment;
         let ack_wait = Duration::from_secs(state.ctx.node.config.nats.ack_wait_secs);
-        // Every log line about this job, on this node, carries its execution id.
-        let span = tracing::info_span!("job", execution_id = %job.execution_id, language = %job.language.name);
+        // Every log line about this job carries its execution id and the id of the request
+        // that submitted it, so one grep follows a job from the API node to this one.
+        let span = tracing::info_span!(
+            "job",
+            execution_id = %job.execution_id,
+            request_id = delivery.request_id().unwrap_or("-"),
+            language = %job.language.name
+        );
         // In-progress acks run beside the job and stop with it (also if this actor is killed).
         let outcome = async {
             tracing::info!(attempt = delivery.attempt(), "job taken");

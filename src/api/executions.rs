@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::ApiError;
+use super::{ApiError, RequestId};
 use crate::actors::NodeContext;
 use crate::model::{ExecuteRequest, ExecutionRecord, Job};
 use crate::queue::Cancelled;
@@ -20,22 +20,32 @@ const CANCEL_PATIENCE: Duration = Duration::from_secs(10);
 pub async fn submit(
     ctx: &NodeContext,
     request: ExecuteRequest,
+    request_id: &RequestId,
 ) -> Result<ExecutionRecord, ApiError> {
     let job = request.validate(&ctx.languages, &ctx.config.limits)?;
-    enqueue(ctx, &job).await
+    enqueue(ctx, &job, request_id).await
 }
 
-async fn enqueue(ctx: &NodeContext, job: &Job) -> Result<ExecutionRecord, ApiError> {
-    let record = ctx.queue.submit(job).await?;
-    tracing::info!(execution_id = %job.execution_id, language = %job.language.name, "job queued");
+async fn enqueue(
+    ctx: &NodeContext,
+    job: &Job,
+    request_id: &RequestId,
+) -> Result<ExecutionRecord, ApiError> {
+    tracing::Span::current().record("execution_id", tracing::field::display(job.execution_id));
+    let record = ctx.queue.submit(job, request_id.as_str()).await?;
+    tracing::info!(language = %job.language.name, "job queued");
     Ok(record)
 }
 
 /// Enqueues and waits for the final record. When the wait runs out, the record as it stands
 /// (queued or running) comes back instead, and the client can poll for the rest.
-pub async fn run(ctx: &NodeContext, request: ExecuteRequest) -> Result<ExecutionRecord, ApiError> {
+pub async fn run(
+    ctx: &NodeContext,
+    request: ExecuteRequest,
+    request_id: &RequestId,
+) -> Result<ExecutionRecord, ApiError> {
     let job = request.validate(&ctx.languages, &ctx.config.limits)?;
-    let queued = enqueue(ctx, &job).await?;
+    let queued = enqueue(ctx, &job, request_id).await?;
     if queued.status.is_final() {
         return Ok(queued);
     }

@@ -5,6 +5,7 @@ mod error;
 pub mod executions;
 mod guard;
 mod observe;
+pub mod server;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use warp::reply::{Reply, Response};
 use warp::Filter;
 
 pub use error::{ApiError, ErrorBody};
+pub use observe::RequestId;
 
 use crate::actors::metrics::MetricsMsg;
 use crate::actors::supervisor::{self, SupervisorMsg};
@@ -62,37 +64,28 @@ pub fn routes(
             .allow_headers(["content-type", "authorization", "x-request-id"]);
         all = all.with(cors).map(Reply::into_response).boxed();
     }
-    let node = state.ctx.node_id().to_string();
-    let observe = warp::method()
-        .and(warp::path::full())
-        .and(warp::header::headers_cloned())
-        .map(move |method, path, headers: warp::http::HeaderMap| {
-            let id = headers
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            observe::Observation::start(&node, method, path, id)
-        });
-    observe
-        .and(all.recover(error::recover).unify())
-        .map(observe::Observation::finish)
+    all.recover(error::recover).unify()
 }
 
 fn execution_routes(state: Arc<ApiState>) -> Routes {
     let max_body = state.ctx.config.limits.max_body_bytes.bytes();
     let guard = Arc::new(guard::Guard::new(&state.ctx.config.api)).filter();
     let with_state = warp::any().map(move || state.clone());
+    // Set by the server before any route runs (see `server`).
+    let request_id = warp::ext::get::<RequestId>();
     let body = warp::body::content_length_limit(max_body).and(warp::body::bytes());
     let execute = warp::path!("execute")
         .and(warp::post())
         .and(guard.clone())
         .and(body)
+        .and(request_id)
         .and(with_state.clone())
         .then(execute);
     let execute_async = warp::path!("execute" / "async")
         .and(warp::post())
         .and(guard.clone())
         .and(body)
+        .and(request_id)
         .and(with_state.clone())
         .then(execute_async);
     let get = warp::path!("execution" / String)
@@ -141,10 +134,10 @@ fn record_response(record: &ExecutionRecord) -> Response {
 }
 
 /// `POST /execute`: runs the code and answers with its record.
-async fn execute(body: Bytes, state: Arc<ApiState>) -> Response {
+async fn execute(body: Bytes, id: RequestId, state: Arc<ApiState>) -> Response {
     reply(
         async {
-            let record = executions::run(&state.ctx, parse(&body)?).await?;
+            let record = executions::run(&state.ctx, parse(&body)?, &id).await?;
             Ok(record_response(&record))
         }
         .await,
@@ -152,7 +145,7 @@ async fn execute(body: Bytes, state: Arc<ApiState>) -> Response {
 }
 
 /// `POST /execute/async`: 202 with the execution id at once.
-async fn execute_async(body: Bytes, state: Arc<ApiState>) -> Response {
+async fn execute_async(body: Bytes, id: RequestId, state: Arc<ApiState>) -> Response {
     #[derive(Serialize)]
     struct Accepted {
         execution_id: uuid::Uuid,
@@ -160,7 +153,7 @@ async fn execute_async(body: Bytes, state: Arc<ApiState>) -> Response {
     }
     reply(
         async {
-            let record = executions::submit(&state.ctx, parse(&body)?).await?;
+            let record = executions::submit(&state.ctx, parse(&body)?, &id).await?;
             let accepted = Accepted {
                 execution_id: record.execution_id,
                 status: record.status,

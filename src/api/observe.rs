@@ -1,64 +1,91 @@
 //! Every response gets `X-Request-ID` (the client's, when it is a sane token, else a new UUID)
 //! and `X-Response-Time`; every request is counted by method, route template and status.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use warp::http::{HeaderValue, Method};
-use warp::path::FullPath;
+use warp::http::{HeaderValue, Method, Request};
 use warp::reply::Response;
 
 use crate::actors::metrics::MetricsMsg;
 use crate::actors::{lookup, names};
+
+/// The id that follows a request through logs, NATS headers and the worker that runs its job.
+#[derive(Clone, Debug)]
+pub struct RequestId(Arc<str>);
+
+impl RequestId {
+    /// The client's id when it is sane, else a new UUID.
+    pub fn from_client(id: Option<&str>) -> RequestId {
+        match id.filter(|id| sane(id)) {
+            Some(id) => RequestId(id.into()),
+            None => RequestId(uuid::Uuid::new_v4().to_string().into()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// One request in flight, from its arrival to its response.
 pub struct Observation {
     metrics: String,
     method: Method,
     route: &'static str,
-    request_id: String,
+    pub request_id: RequestId,
+    /// Every log line written while handling the request carries its ids.
+    pub span: tracing::Span,
     started: Instant,
 }
 
 impl Observation {
-    pub fn start(
-        node: &str,
-        method: Method,
-        path: FullPath,
-        request_id: Option<String>,
-    ) -> Observation {
+    pub fn start<B>(node: &str, request: &Request<B>) -> Observation {
+        let request_id = RequestId::from_client(
+            request
+                .headers()
+                .get(HEADER)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let route = route_template(request.uri().path());
+        let span = tracing::info_span!(
+            "request",
+            request_id = request_id.as_str(),
+            route,
+            execution_id = tracing::field::Empty
+        );
         let observation = Observation {
             metrics: names::metrics(node),
-            method,
-            route: route_template(path.as_str()),
-            request_id: request_id
-                .filter(|id| sane(id))
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            method: request.method().clone(),
+            route,
+            request_id,
+            span,
             started: Instant::now(),
         };
         observation.send(MetricsMsg::HttpStarted);
         observation
     }
 
-    /// Stamps the response and counts it.
+    /// Stamps the response, logs and counts it.
     pub fn finish(self, mut response: Response) -> Response {
         let elapsed = self.started.elapsed();
         let headers = response.headers_mut();
-        if let Ok(id) = HeaderValue::from_str(&self.request_id) {
-            headers.insert("x-request-id", id);
+        if let Ok(id) = HeaderValue::from_str(self.request_id.as_str()) {
+            headers.insert(HEADER, id);
         }
         let time = format!("{:.3}ms", elapsed.as_secs_f64() * 1e3);
         headers.insert(
             "x-response-time",
             HeaderValue::from_str(&time).expect("ASCII"),
         );
-        tracing::info!(
-            request_id = %self.request_id,
-            method = %self.method,
-            route = self.route,
-            status = response.status().as_u16(),
-            elapsed_ms = elapsed.as_secs_f64() * 1e3,
-            "request"
-        );
+        self.span.in_scope(|| {
+            tracing::info!(
+                method = %self.method,
+                status = response.status().as_u16(),
+                elapsed_ms = elapsed.as_secs_f64() * 1e3,
+                "request"
+            )
+        });
         self.send(MetricsMsg::HttpFinished {
             method: self.method.to_string(),
             route: self.route,
@@ -74,6 +101,9 @@ impl Observation {
         }
     }
 }
+
+/// The header that carries a request id, over HTTP and NATS alike.
+pub const HEADER: &str = "x-request-id";
 
 /// Routes as templates, so that ids do not each become a metric label.
 fn route_template(path: &str) -> &'static str {

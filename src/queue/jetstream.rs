@@ -104,6 +104,12 @@ impl Delivery {
         &self.message.payload
     }
 
+    /// The id of the request that submitted the job (absent on messages from older nodes).
+    pub fn request_id(&self) -> Option<&str> {
+        let headers = self.message.headers.as_ref()?;
+        headers.get(names::REQUEST_ID_HEADER).map(|v| v.as_str())
+    }
+
     /// How many times this job has been delivered, this time included.
     pub fn attempt(&self) -> i64 {
         self.message.info().map(|i| i.delivered).unwrap_or(1)

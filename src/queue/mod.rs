@@ -46,6 +46,10 @@ pub mod names {
     }
 
     pub const CANCEL_ALL: &str = "codebeaker.cancel.*";
+
+    /// Headers on job messages (and accepted on `codebeaker.execute` requests).
+    pub const REQUEST_ID_HEADER: &str = "X-Request-ID";
+    pub const EXECUTION_ID_HEADER: &str = "X-Execution-ID";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,8 +135,9 @@ impl Queue {
 
     /// Records the job as queued and publishes it. Idempotent by execution id: a job whose
     /// record exists already is not published again, and JetStream drops a duplicate publish
-    /// within its window (Nats-Msg-Id). Returns the record as it now stands.
-    pub async fn submit(&self, job: &Job) -> Result<ExecutionRecord, QueueError> {
+    /// within its window (Nats-Msg-Id). Returns the record as it now stands. The request and
+    /// execution ids ride along in headers, so that the worker's logs carry both.
+    pub async fn submit(&self, job: &Job, request_id: &str) -> Result<ExecutionRecord, QueueError> {
         let queued = ExecutionRecord::new(job, Status::Queued);
         if !self.records.create(&queued).await? {
             if let Some(existing) = self.records.get(&job.execution_id).await? {
@@ -140,7 +145,10 @@ impl Queue {
             }
         }
         let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", job.execution_id.to_string().as_str());
+        let execution_id = job.execution_id.to_string();
+        headers.insert("Nats-Msg-Id", execution_id.as_str());
+        headers.insert(names::EXECUTION_ID_HEADER, execution_id.as_str());
+        headers.insert(names::REQUEST_ID_HEADER, request_id);
         let ack = self
             .js
             .publish_with_headers(

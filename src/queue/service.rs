@@ -9,10 +9,11 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use super::{names, records, QueueError};
 use crate::actors::NodeContext;
-use crate::api::{executions, ApiError};
+use crate::api::{executions, ApiError, RequestId};
 use crate::model::ExecuteRequest;
 
 const JSON: &str = "application/json";
@@ -53,13 +54,29 @@ pub async fn start(
 }
 
 async fn answer_execute(ctx: Arc<NodeContext>, msg: Message) {
+    let request_id = RequestId::from_client(
+        msg.headers
+            .as_ref()
+            .and_then(|h| h.get(names::REQUEST_ID_HEADER))
+            .map(|v| v.as_str()),
+    );
+    let span = tracing::info_span!(
+        "request",
+        request_id = request_id.as_str(),
+        subject = names::EXECUTE,
+        execution_id = tracing::field::Empty
+    );
+    answer(ctx, msg, request_id).instrument(span).await
+}
+
+async fn answer(ctx: Arc<NodeContext>, msg: Message, request_id: RequestId) {
     let request: Result<ExecuteRequest, ApiError> = if wants_json(&msg) {
         serde_json::from_slice(&msg.payload).map_err(|e| ApiError::InvalidJson(e.to_string()))
     } else {
         records::decode(&msg.payload).map_err(|e| ApiError::InvalidJson(e.to_string()))
     };
     let outcome = match request {
-        Ok(request) => executions::run(&ctx, request).await,
+        Ok(request) => executions::run(&ctx, request, &request_id).await,
         Err(e) => Err(e),
     };
     match outcome {

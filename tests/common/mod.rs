@@ -367,8 +367,15 @@ impl NodeProcess {
 
     /// POSTs a request to this process's /execute and returns the JSON answer.
     pub async fn execute(&self, request: Value) -> Value {
+        self.execute_as(&uuid::Uuid::new_v4().to_string(), request)
+            .await
+    }
+
+    /// The same, under a request id of the caller's choosing.
+    pub async fn execute_as(&self, request_id: &str, request: Value) -> Value {
         let response = reqwest::Client::new()
             .post(format!("{}/execute", self.url))
+            .header("x-request-id", request_id)
             .json(&request)
             .send()
             .await
@@ -376,12 +383,12 @@ impl NodeProcess {
         response.json().await.expect("JSON answer")
     }
 
-    /// The log lines written so far.
-    pub fn log_lines(&self) -> Vec<String> {
+    /// The log lines written so far, each parsed (the process logs JSON).
+    pub fn log_lines(&self) -> Vec<Value> {
         std::fs::read_to_string(self.log.path())
             .unwrap_or_default()
             .lines()
-            .map(str::to_string)
+            .map(|line| serde_json::from_str(line).expect("every log line is JSON"))
             .collect()
     }
 }

@@ -1,0 +1,75 @@
+//! The HTTP accept loop. Hand-written rather than `warp::serve`, because each request needs
+//! its id set before the routes run (handlers hand it on to the queue) and its span around
+//! the whole handling; warp's own server has no place for either.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tower_service::Service;
+use tracing::Instrument;
+use warp::reply::{Reply, Response};
+use warp::Filter;
+
+use super::observe::Observation;
+
+/// Serves until `stop` fires, then lets open requests finish.
+pub async fn serve<F>(listener: TcpListener, routes: F, node: String, stop: oneshot::Receiver<()>)
+where
+    F: Filter<Error = Infallible> + Clone + Send + Sync + 'static,
+    F::Extract: Reply,
+    F::Future: Send,
+{
+    let node: Arc<str> = node.into();
+    let graceful = GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, mostly: wait rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let routes = warp::service(routes.clone());
+        let node = node.clone();
+        let service = hyper::service::service_fn(move |request| {
+            handle(node.clone(), routes.clone(), request)
+        });
+        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+async fn handle<S>(
+    node: Arc<str>,
+    mut routes: S,
+    mut request: hyper::Request<Incoming>,
+) -> Result<Response, Infallible>
+where
+    S: Service<hyper::Request<Incoming>, Response = Response, Error = Infallible>,
+{
+    let observation = Observation::start(&node, &request);
+    request.extensions_mut().insert(observation.request_id.clone());
+    let span = observation.span.clone();
+    let response = routes.call(request).instrument(span).await?;
+    Ok(observation.finish(response))
+}
