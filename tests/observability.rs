@@ -3,6 +3,8 @@
 mod common;
 
 use common::{NatsServer, NodeProcess, TestNode};
+use codebeaker::node::Role;
+use serde_json::json;
 
 #[tokio::test]
 async fn every_response_carries_a_request_id_and_its_response_time() {
@@ -67,23 +69,95 @@ async fn http_requests_are_counted_by_route_template_not_raw_path() {
     );
 }
 
+/// The value of one series in Prometheus text, e.g. `codebeaker_workers{state="idle"}`.
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
 #[tokio::test]
-async fn metrics_say_what_the_node_is_and_how_long_jobs_queued() {
+async fn metrics_count_known_jobs_by_language_and_status() {
     let node = TestNode::start(1).await;
-    node.python("print(1)").await;
-    node.python("print(2)").await;
+    let runs = [
+        json!({"language": "python", "code": "print(1)"}),
+        json!({"language": "python", "code": "import sys; sys.exit(3)"}),
+        json!({"language": "python", "code": "while True: pass", "timeout": 0.5}),
+        json!({"language": "c", "code": "int main( {"}),
+        json!({"language": "bash", "code": "echo hi"}),
+    ];
+    let mut statuses = Vec::new();
+    for request in runs {
+        statuses.push(node.run(request).await["status"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        statuses,
+        ["completed", "completed", "time_limit_exceeded", "compile_error", "completed"]
+    );
+
+    // A worker stores the record, then reports to the metrics actor: wait for the last report.
+    let settled = common::eventually(std::time::Duration::from_secs(5), || async {
+        let (_, text) = node.get("/metrics").await;
+        value(&text, r#"codebeaker_workers{state="idle"}"#) == Some(1.0)
+            && value(&text, r#"codebeaker_executions_total{language="bash",status="completed"}"#)
+                == Some(1.0)
+    })
+    .await;
+    assert!(settled);
     let (_, text) = node.get("/metrics").await;
+    let count = |series: &str| value(&text, series).unwrap_or_else(|| panic!("{series}\n{text}"));
+    let executions = |language: &str, status: &str| {
+        count(&format!(
+            r#"codebeaker_executions_total{{language="{language}",status="{status}"}}"#
+        ))
+    };
+    assert_eq!(executions("python", "completed"), 2.0);
+    assert_eq!(executions("python", "time_limit_exceeded"), 1.0);
+    assert_eq!(executions("c", "compile_error"), 1.0);
+    assert_eq!(executions("bash", "completed"), 1.0);
+    assert_eq!(count(r#"codebeaker_execution_duration_seconds_count{language="python"}"#), 3.0);
+    // The time limit was 0.5 s, so python's durations add up to at least that.
+    assert!(count(r#"codebeaker_execution_duration_seconds_sum{language="python"}"#) >= 0.5);
+    assert_eq!(count("codebeaker_queue_wait_seconds_count"), 5.0);
+    assert_eq!(count(r#"codebeaker_workers{state="idle"}"#), 1.0);
+    assert_eq!(count(r#"codebeaker_workers{state="busy"}"#), 0.0);
+    assert_eq!(count(r#"codebeaker_actor_restarts_total{actor="worker"}"#), 0.0);
+    // No container is held ready before a job arrives (each is created for its job).
+    assert_eq!(count(r#"codebeaker_container_pool_size{language="python"}"#), 0.0);
     let version = env!("CARGO_PKG_VERSION");
-    assert!(
-        text.contains(&format!(
-            r#"codebeaker_node_info{{role="serve",version="{version}"}} 1"#
-        )),
-        "{text}"
+    assert_eq!(
+        count(&format!(r#"codebeaker_node_info{{role="serve",version="{version}"}}"#)),
+        1.0
     );
-    assert!(
-        text.contains("codebeaker_queue_wait_seconds_count 2"),
-        "{text}"
-    );
+}
+
+#[tokio::test]
+async fn queue_pending_shows_the_backlog_by_priority() {
+    // An API node without workers beside it: whatever is submitted stays in the stream.
+    let nats = NatsServer::start();
+    let mut config = common::test_config(0);
+    config.nats.url = Some(nats.url.clone());
+    let node = TestNode::join(config, Role::Api).await;
+    for priority in ["low", "low", "high", "normal", "low"] {
+        let (status, _) = node
+            .post_to(
+                "/execute/async",
+                json!({"language": "python", "code": "print(1)", "priority": priority}),
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+    let expected = [("high", 1.0), ("normal", 1.0), ("low", 3.0)];
+    // The gauge is refreshed with each heartbeat (every 5 s).
+    let seen = common::eventually(std::time::Duration::from_secs(15), || async {
+        let (_, text) = node.get("/metrics").await;
+        expected.iter().all(|(priority, n)| {
+            value(&text, &format!(r#"codebeaker_queue_pending{{priority="{priority}"}}"#))
+                == Some(*n)
+        })
+    })
+    .await;
+    let (_, text) = node.get("/metrics").await;
+    assert!(seen, "{text}");
 }
 
 /// One grep follows a job across nodes: the API node's lines about the request and the

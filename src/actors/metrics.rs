@@ -8,7 +8,7 @@ use prometheus::{
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::model::Status;
+use crate::model::{Priority, Status};
 
 pub enum MetricsMsg {
     Executed {
@@ -23,6 +23,13 @@ pub enum MetricsMsg {
     },
     /// A worker took a job this long after it was enqueued.
     QueueWait(Duration),
+    /// Jobs not yet handed to any worker, by priority (cluster-wide, from consumer info).
+    QueuePending(Vec<(Priority, u64)>),
+    /// Containers a language's RuntimeActor holds ready.
+    PoolSize {
+        language: String,
+        size: usize,
+    },
     HttpStarted,
     HttpFinished {
         method: String,
@@ -43,6 +50,8 @@ pub struct Metrics {
     http_duration: HistogramVec,
     http_in_flight: IntGauge,
     queue_wait: Histogram,
+    queue_pending: IntGaugeVec,
+    pool_size: IntGaugeVec,
 }
 
 impl Metrics {
@@ -121,6 +130,22 @@ impl Metrics {
         }
         registry.register(Box::new(restarts.clone()))?;
         registry.register(Box::new(workers.clone()))?;
+        let queue_pending = IntGaugeVec::new(
+            Opts::new(
+                "queue_pending",
+                "Jobs in the stream not yet handed to a worker, by priority",
+            ),
+            &["priority"],
+        )?;
+        registry.register(Box::new(queue_pending.clone()))?;
+        let pool_size = IntGaugeVec::new(
+            Opts::new(
+                "container_pool_size",
+                "Containers ready for a job, by language",
+            ),
+            &["language"],
+        )?;
+        registry.register(Box::new(pool_size.clone()))?;
         Ok(Metrics {
             registry,
             executions,
@@ -131,6 +156,8 @@ impl Metrics {
             http_duration,
             http_in_flight,
             queue_wait,
+            queue_pending,
+            pool_size,
         })
     }
 
@@ -183,6 +210,18 @@ impl Actor for MetricsActor {
                 m.workers.with_label_values(&["idle"]).set(idle as i64);
             }
             MetricsMsg::QueueWait(wait) => m.queue_wait.observe(wait.as_secs_f64()),
+            MetricsMsg::QueuePending(pending) => {
+                for (priority, n) in pending {
+                    m.queue_pending
+                        .with_label_values(&[priority.as_str()])
+                        .set(n as i64);
+                }
+            }
+            MetricsMsg::PoolSize { language, size } => {
+                m.pool_size
+                    .with_label_values(&[language.as_str()])
+                    .set(size as i64);
+            }
             MetricsMsg::HttpStarted => m.http_in_flight.inc(),
             MetricsMsg::HttpFinished {
                 method,

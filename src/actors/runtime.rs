@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use super::WorkerContext;
+use super::metrics::MetricsMsg;
+use super::{names, WorkerContext};
 use crate::languages::Language;
 use crate::model::Job;
 use crate::sandbox::SandboxError;
@@ -34,6 +35,13 @@ impl Actor for RuntimeActor {
     ) -> Result<RuntimeState, ActorProcessingErr> {
         // A missing image is a setup problem: fail loudly at start, not on the first job.
         ctx.sandbox.check_image(&language.image).await?;
+        // Containers are created per job on Acquire, so none is held ready: the pool is empty.
+        if let Some(metrics) = super::lookup::<MetricsMsg>(&names::metrics(ctx.node.node_id())) {
+            let _ = metrics.cast(MetricsMsg::PoolSize {
+                language: language.name.clone(),
+                size: 0,
+            });
+        }
         Ok(RuntimeState { ctx })
     }
 

@@ -422,12 +422,21 @@ impl SupervisorState {
             version: env!("CARGO_PKG_VERSION").to_string(),
             at: chrono::Utc::now(),
         };
-        let (kv, key) = (node.queue.nodes.clone(), node.node_id().to_string());
+        let (queue, key) = (node.queue.clone(), node.node_id().to_string());
+        let metrics = super::lookup::<MetricsMsg>(&names::metrics(self.node_id()));
         tokio::spawn(async move {
             if let Ok(bytes) = records::encode(&beat) {
-                if let Err(e) = kv.put(key, bytes).await {
+                if let Err(e) = queue.nodes.put(key, bytes).await {
                     tracing::warn!(error = %e, "heartbeat not written");
                 }
+            }
+            match queue.pending().await {
+                Ok(pending) => {
+                    if let Some(metrics) = metrics {
+                        let _ = metrics.cast(MetricsMsg::QueuePending(pending));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the queue's backlog"),
             }
         });
     }

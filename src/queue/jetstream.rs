@@ -70,7 +70,7 @@ pub async fn consumers(
         .map_err(|e| QueueError::setup("job stream", e))?;
     let mut out = Vec::new();
     for priority in Priority::ALL {
-        let name = format!("workers-{}", priority.as_str());
+        let name = names::consumer(priority);
         let config = pull::Config {
             durable_name: Some(name.clone()),
             filter_subject: names::job_subject(priority),

@@ -20,7 +20,7 @@ use async_nats::HeaderMap;
 use uuid::Uuid;
 
 use crate::config::NatsConfig;
-use crate::model::{ExecutionRecord, Job, Status};
+use crate::model::{ExecutionRecord, Job, Priority, Status};
 use records::Records;
 
 /// Names other programs depend on (see DESIGN's NATS layout).
@@ -39,6 +39,11 @@ pub mod names {
 
     pub fn job_subject(priority: Priority) -> String {
         format!("codebeaker.jobs.{}", priority.as_str())
+    }
+
+    /// The durable pull consumer that serves one priority.
+    pub fn consumer(priority: Priority) -> String {
+        format!("workers-{}", priority.as_str())
     }
 
     pub fn cancel_subject(id: &uuid::Uuid) -> String {
@@ -114,6 +119,8 @@ impl Queue {
         let client = connect_with_patience(url, config, patience).await?;
         let js = async_nats::jetstream::new(client.clone());
         jetstream::ensure_stream(&js, config).await?;
+        // Every node, not only workers, so that the backlog can be read before a worker joins.
+        jetstream::consumers(&js, config).await?;
         let executions = jetstream::ensure_kv(
             &js,
             names::EXECUTIONS,
@@ -162,6 +169,24 @@ impl Queue {
         // Best effort: a missed wake-up only means the next poll finds the job.
         let _ = self.client.publish(names::WAKE, bytes::Bytes::new()).await;
         Ok(queued)
+    }
+
+    /// Jobs in the stream that no worker has been handed yet, by priority (consumer info).
+    pub async fn pending(&self) -> Result<Vec<(Priority, u64)>, QueueError> {
+        let stream = self
+            .js
+            .get_stream_no_info(names::STREAM)
+            .await
+            .map_err(|e| QueueError::kv("job stream lookup", e))?;
+        let mut pending = Vec::with_capacity(Priority::ALL.len());
+        for priority in Priority::ALL {
+            let info = stream
+                .consumer_info(names::consumer(priority))
+                .await
+                .map_err(|e| QueueError::kv("consumer info", e))?;
+            pending.push((priority, info.num_pending));
+        }
+        Ok(pending)
     }
 
     /// Cancels a job: a queued one is marked cancelled (and skipped when a worker takes it),
