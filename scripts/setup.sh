@@ -27,9 +27,15 @@ install_packages() {
   command -v nats-server >/dev/null || missing+=(nats-server)
   command -v runsc >/dev/null || missing+=(runsc)
   command -v curl >/dev/null || missing+=(curl)
-  if [ ${#missing[@]} -eq 0 ]; then say "packages present: docker.io, debootstrap, nats-server, runsc"; return; fi
+  # Prometheus: the metrics test scrapes a node with the real thing.
+  command -v prometheus >/dev/null || missing+=(prometheus)
+  if [ ${#missing[@]} -eq 0 ]; then say "packages present: docker.io, debootstrap, nats-server, runsc, prometheus"; return; fi
   say "installing Debian packages: ${missing[*]}"
   apt-get update -q >/dev/null
+  # No package may start its daemon (they would listen on every interface): we start what we
+  # need ourselves, bound to 127.0.0.1.
+  local policy=/usr/sbin/policy-rc.d
+  [ -e $policy ] || { printf '#!/bin/sh\nexit 101\n' >$policy; chmod +x $policy; trap "rm -f $policy" EXIT; }
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
 }
 
