@@ -130,11 +130,15 @@ build_runtimes() {
   [ $failed -eq 0 ] || { echo "some images failed to build" >&2; exit 1; }
 }
 
-# The images docker-compose.yml runs: nats-server, and CodeBeaker from a release build.
+# The images docker-compose.yml runs: nats-server, Prometheus, and CodeBeaker from a release
+# build. (Grafana is not in Debian: its compose profile pulls grafana/grafana-oss.)
 build_service_images() {
   say "building the nats image codebeaker/nats:latest"
   docker build --network host --build-arg BASE="$BASE_IMAGE" -t codebeaker/nats:latest \
     -f docker/nats/Dockerfile nats >"$DATA_DIR/build-nats.log" 2>&1 || { tail -30 "$DATA_DIR/build-nats.log" >&2; exit 1; }
+  say "building the prometheus image codebeaker/prometheus:latest"
+  docker build --network host --build-arg BASE="$BASE_IMAGE" -t codebeaker/prometheus:latest \
+    -f docker/prometheus/Dockerfile observability >"$DATA_DIR/build-prometheus.log" 2>&1 || { tail -30 "$DATA_DIR/build-prometheus.log" >&2; exit 1; }
   say "building CodeBeaker (release) for the service image"
   cargo build --release --quiet
   say "building the service image codebeaker/codebeaker:latest"

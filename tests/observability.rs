@@ -2,8 +2,8 @@
 
 mod common;
 
-use common::{NatsServer, NodeProcess, TestNode};
 use codebeaker::node::Role;
+use common::{NatsServer, NodeProcess, TestNode};
 use serde_json::json;
 
 #[tokio::test]
@@ -87,19 +87,32 @@ async fn metrics_count_known_jobs_by_language_and_status() {
     ];
     let mut statuses = Vec::new();
     for request in runs {
-        statuses.push(node.run(request).await["status"].as_str().unwrap().to_string());
+        statuses.push(
+            node.run(request).await["status"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     assert_eq!(
         statuses,
-        ["completed", "completed", "time_limit_exceeded", "compile_error", "completed"]
+        [
+            "completed",
+            "completed",
+            "time_limit_exceeded",
+            "compile_error",
+            "completed"
+        ]
     );
 
     // A worker stores the record, then reports to the metrics actor: wait for the last report.
     let settled = common::eventually(std::time::Duration::from_secs(5), || async {
         let (_, text) = node.get("/metrics").await;
         value(&text, r#"codebeaker_workers{state="idle"}"#) == Some(1.0)
-            && value(&text, r#"codebeaker_executions_total{language="bash",status="completed"}"#)
-                == Some(1.0)
+            && value(
+                &text,
+                r#"codebeaker_executions_total{language="bash",status="completed"}"#,
+            ) == Some(1.0)
     })
     .await;
     assert!(settled);
@@ -114,18 +127,29 @@ async fn metrics_count_known_jobs_by_language_and_status() {
     assert_eq!(executions("python", "time_limit_exceeded"), 1.0);
     assert_eq!(executions("c", "compile_error"), 1.0);
     assert_eq!(executions("bash", "completed"), 1.0);
-    assert_eq!(count(r#"codebeaker_execution_duration_seconds_count{language="python"}"#), 3.0);
+    assert_eq!(
+        count(r#"codebeaker_execution_duration_seconds_count{language="python"}"#),
+        3.0
+    );
     // The time limit was 0.5 s, so python's durations add up to at least that.
     assert!(count(r#"codebeaker_execution_duration_seconds_sum{language="python"}"#) >= 0.5);
     assert_eq!(count("codebeaker_queue_wait_seconds_count"), 5.0);
     assert_eq!(count(r#"codebeaker_workers{state="idle"}"#), 1.0);
     assert_eq!(count(r#"codebeaker_workers{state="busy"}"#), 0.0);
-    assert_eq!(count(r#"codebeaker_actor_restarts_total{actor="worker"}"#), 0.0);
+    assert_eq!(
+        count(r#"codebeaker_actor_restarts_total{actor="worker"}"#),
+        0.0
+    );
     // No container is held ready before a job arrives (each is created for its job).
-    assert_eq!(count(r#"codebeaker_container_pool_size{language="python"}"#), 0.0);
+    assert_eq!(
+        count(r#"codebeaker_container_pool_size{language="python"}"#),
+        0.0
+    );
     let version = env!("CARGO_PKG_VERSION");
     assert_eq!(
-        count(&format!(r#"codebeaker_node_info{{role="serve",version="{version}"}}"#)),
+        count(&format!(
+            r#"codebeaker_node_info{{role="serve",version="{version}"}}"#
+        )),
         1.0
     );
 }
@@ -151,8 +175,10 @@ async fn queue_pending_shows_the_backlog_by_priority() {
     let seen = common::eventually(std::time::Duration::from_secs(15), || async {
         let (_, text) = node.get("/metrics").await;
         expected.iter().all(|(priority, n)| {
-            value(&text, &format!(r#"codebeaker_queue_pending{{priority="{priority}"}}"#))
-                == Some(*n)
+            value(
+                &text,
+                &format!(r#"codebeaker_queue_pending{{priority="{priority}"}}"#),
+            ) == Some(*n)
         })
     })
     .await;
@@ -194,7 +220,11 @@ async fn logs_on_both_nodes_carry_the_request_and_execution_ids() {
     .await;
 
     let on_worker = about(&worker);
-    assert_eq!(messages(&on_worker), ["job taken", "job finished"], "{on_worker:?}");
+    assert_eq!(
+        messages(&on_worker),
+        ["job taken", "job finished"],
+        "{on_worker:?}"
+    );
     assert!(on_worker
         .iter()
         .all(|l| l["span"]["execution_id"] == execution_id.as_str()));

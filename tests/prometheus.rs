@@ -34,7 +34,10 @@ impl Prometheus {
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(log)
@@ -58,7 +61,10 @@ impl Prometheus {
             Ok(response) => response.json().await.unwrap_or(Value::Null),
             Err(_) => return BTreeMap::new(), // not up yet
         };
-        let series = answer["data"]["result"].as_array().cloned().unwrap_or_default();
+        let series = answer["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         series
             .iter()
             .map(|s| {

@@ -41,12 +41,8 @@ pub struct Observation {
 
 impl Observation {
     pub fn start<B>(node: &str, request: &Request<B>) -> Observation {
-        let request_id = RequestId::from_client(
-            request
-                .headers()
-                .get(HEADER)
-                .and_then(|v| v.to_str().ok()),
-        );
+        let request_id =
+            RequestId::from_client(request.headers().get(HEADER).and_then(|v| v.to_str().ok()));
         let route = route_template(request.uri().path());
         let span = tracing::info_span!(
             "request",

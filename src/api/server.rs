@@ -68,7 +68,9 @@ where
     S: Service<hyper::Request<Incoming>, Response = Response, Error = Infallible>,
 {
     let observation = Observation::start(&node, &request);
-    request.extensions_mut().insert(observation.request_id.clone());
+    request
+        .extensions_mut()
+        .insert(observation.request_id.clone());
     let span = observation.span.clone();
     let response = routes.call(request).instrument(span).await?;
     Ok(observation.finish(response))
