@@ -60,7 +60,13 @@ async fn the_same_execution_id_runs_once() {
     let id = uuid::Uuid::new_v4().to_string();
     let request = json!({"language": "python", "code": "print('once')", "execution_id": id});
     assert_eq!(submit(&node, request.clone()).await, id);
-    assert_eq!(submit(&node, request.clone()).await, id);
+    // The repeat answers with the record as it stands, which a worker may have taken already.
+    let (status, repeat) = node.post_to("/execute/async", request.clone()).await;
+    assert_eq!(
+        (status, repeat["execution_id"].as_str()),
+        (202, Some(id.as_str()))
+    );
+    assert!(["queued", "running", "completed"].contains(&repeat["status"].as_str().unwrap()));
     let record = final_record(&node, &id, Duration::from_secs(20)).await;
     assert_eq!(record["status"], "completed");
     // A third submission after it finished answers with the finished record, and runs nothing.
