@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::api::ErrorBody;
 use crate::languages::LanguageInfo;
 use crate::model::{ExecuteRequest, ExecutionRecord};
+use crate::queue::nodes::NodeEntry;
 use crate::queue::{names, records};
 
 #[derive(Debug, thiserror::Error)]
@@ -86,20 +87,29 @@ impl Client {
     }
 
     pub async fn languages(&self) -> Result<Vec<LanguageInfo>, ClientError> {
+        self.list("languages", names::LANGUAGES).await
+    }
+
+    /// The cluster's live nodes.
+    pub async fn cluster(&self) -> Result<Vec<NodeEntry>, ClientError> {
+        self.list("workers", names::WORKERS).await
+    }
+
+    /// A GET of `/{path}`, or an empty request on `subject`.
+    async fn list<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        subject: &'static str,
+    ) -> Result<T, ClientError> {
         match &self.transport {
             Transport::Rest { http, base } => {
-                let url = format!("{base}/languages");
+                let url = format!("{base}/{path}");
                 rest_answer(&url, http.get(&url).send().await).await
             }
             Transport::Nats { client, url } => {
-                let reply = nats_request(
-                    client,
-                    url,
-                    names::LANGUAGES,
-                    bytes::Bytes::new(),
-                    Duration::from_secs(10),
-                )
-                .await?;
+                let empty = bytes::Bytes::new();
+                let wait = Duration::from_secs(10);
+                let reply = nats_request(client, url, subject, empty, wait).await?;
                 nats_answer(&reply)
             }
         }

@@ -21,7 +21,8 @@ pub struct Config {
     /// Stable name of this node; containers are labelled with it so that a restarted node can
     /// remove what its previous run left behind. Defaults to the host name.
     pub node_id: String,
-    /// Number of WorkerActors, i.e. jobs run at once on this node.
+    /// WorkerActors at start, i.e. jobs run at once on this node; with autoscaling
+    /// (`supervision.max_workers`), the floor the pool shrinks back to.
     pub workers: usize,
     /// On shutdown, how long running jobs may take to finish before they are handed back.
     pub drain_timeout_secs: u64,
@@ -33,6 +34,40 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub nats: NatsConfig,
     pub api: ApiConfig,
+    pub supervision: SupervisionConfig,
+}
+
+/// How the Supervisor sizes and watches this node's workers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupervisionConfig {
+    /// Most WorkerActors the pool grows to under a backlog. Unset: `workers`, a fixed pool.
+    pub max_workers: Option<usize>,
+    /// How often the Supervisor looks at the backlog, Docker and its children.
+    pub check_interval_ms: u64,
+    /// The pool shrinks only after this long with no backlog and at most half its workers busy.
+    pub scale_down_after_secs: u64,
+    /// A worker still on a job this long after the job's own deadline is killed and replaced.
+    pub stuck_grace_secs: u64,
+}
+
+impl Default for SupervisionConfig {
+    fn default() -> Self {
+        SupervisionConfig {
+            max_workers: None,
+            check_interval_ms: 1000,
+            scale_down_after_secs: 30,
+            stuck_grace_secs: 30,
+        }
+    }
+}
+
+impl Config {
+    /// The pool's range: `workers` (at least one) up to `max_workers`.
+    pub fn worker_range(&self) -> (usize, usize) {
+        let min = self.workers.max(1);
+        (min, self.supervision.max_workers.unwrap_or(min).max(min))
+    }
 }
 
 /// Who may use the REST API, and how fast.
@@ -155,6 +190,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             nats: NatsConfig::default(),
             api: ApiConfig::default(),
+            supervision: SupervisionConfig::default(),
         }
     }
 }

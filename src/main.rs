@@ -47,6 +47,11 @@ enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// List the cluster's live nodes: role, workers, busy, languages, version, last heartbeat.
+    Cluster {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Measure a running server's latency beside `docker run --rm` and a bare process.
     Bench {
         /// The server's REST address.
@@ -124,6 +129,7 @@ async fn main() -> ExitCode {
             server,
         } => run(&file, language, &server).await,
         Command::Languages { server } => languages(&server).await,
+        Command::Cluster { server } => cluster(&server).await,
         Command::Bench {
             url,
             baseline_url,
@@ -255,6 +261,40 @@ async fn languages(server: &ServerArgs) -> ExitCode {
         }
         Err(e) => fail(e.to_string()),
     }
+}
+
+async fn cluster(server: &ServerArgs) -> ExitCode {
+    let nodes = match server.client().await {
+        Ok(client) => client.cluster().await,
+        Err(e) => Err(e),
+    };
+    let nodes = match nodes {
+        Ok(nodes) => nodes,
+        Err(e) => return fail(e.to_string()),
+    };
+    println!(
+        "{:<20} {:<7} {:>7} {:>5} {:<6} {:<9} {:<20} languages",
+        "node", "role", "workers", "busy", "ready", "version", "last heartbeat"
+    );
+    for n in nodes {
+        let languages = match n.languages.len() {
+            0 => "-".to_string(),
+            k if k > 4 => format!("{} and {} more", n.languages[..4].join(", "), k - 4),
+            _ => n.languages.join(", "),
+        };
+        println!(
+            "{:<20} {:<7} {:>7} {:>5} {:<6} {:<9} {:<20} {}",
+            n.id,
+            n.role,
+            n.workers,
+            n.busy,
+            if n.ready { "yes" } else { "no" },
+            n.version,
+            n.last_heartbeat.format("%Y-%m-%d %H:%M:%S"),
+            languages
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 fn fail(message: String) -> ExitCode {

@@ -201,6 +201,17 @@ pub struct Job {
     pub created_at: DateTime<Utc>,
 }
 
+impl Job {
+    /// The longest the job may run: its compile step (if any) and the program, container
+    /// start-up not included.
+    pub fn time_budget(&self) -> std::time::Duration {
+        match self.language.compile {
+            Some(_) => self.limits.timeout + self.limits.compile_timeout,
+            None => self.limits.timeout,
+        }
+    }
+}
+
 /// Why a request was refused before running.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ValidationError {

@@ -196,9 +196,9 @@ impl Node {
         supervisor::status(&self.supervisor).await
     }
 
-    /// Stops taking work, lets running jobs finish within the drain timeout (the rest are
-    /// handed back to the queue by their ack_wait), then stops everything and removes this
-    /// node's containers.
+    /// Stops taking work, lets running jobs finish within the drain timeout, hands the rest
+    /// back to the queue (NAK: another node takes them at once), removes this node's heartbeat
+    /// and containers, and stops everything.
     pub async fn shutdown(self) {
         tracing::info!(
             node = self.node_id(),
@@ -219,14 +219,20 @@ impl Node {
         let _ = stop_server.send(());
         let _ = stop.send(true);
         let drain = Duration::from_secs(ctx.config.drain_timeout_secs);
-        let drained = supervisor.call(SupervisorMsg::Drain, Some(drain)).await;
-        if !matches!(drained, Ok(CallResult::Success(()))) {
-            if let Some(status) = supervisor::status(&supervisor).await {
+        if !drained(&supervisor, drain).await {
+            if let Some(worker) = &worker {
+                let n = worker.hand_back_all();
                 tracing::warn!(
-                    busy = status.busy,
-                    "drain timeout passed; stopping the remaining jobs (they will be redelivered)"
+                    jobs = n,
+                    "drain timeout passed; handing the running jobs back to the queue"
                 );
-                status.workers.iter().for_each(|w| w.kill());
+            }
+            // Killing a container and NAKing takes a moment; a worker that cannot is killed
+            // (its job then comes back after ack_wait).
+            if !drained(&supervisor, HAND_BACK_PATIENCE).await {
+                if let Some(status) = supervisor::status(&supervisor).await {
+                    status.workers.iter().for_each(|w| w.kill());
+                }
             }
         }
         supervisor
@@ -250,6 +256,15 @@ impl Node {
         }
         tracing::info!("stopped");
     }
+}
+
+/// How long hand-backs at the end of a drain may take.
+const HAND_BACK_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Asks the Supervisor to drain; true when no job runs any more within `patience`.
+async fn drained(supervisor: &ActorRef<SupervisorMsg>, patience: Duration) -> bool {
+    let answer = supervisor.call(SupervisorMsg::Drain, Some(patience)).await;
+    matches!(answer, Ok(CallResult::Success(())))
 }
 
 async fn worker_context(ctx: &Arc<NodeContext>) -> Result<WorkerContext, SandboxError> {

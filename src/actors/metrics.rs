@@ -17,6 +17,8 @@ pub enum MetricsMsg {
         duration: Duration,
     },
     Restarted(&'static str),
+    /// The worker pool grew (`up`) or shrank (`down`).
+    Scaled(&'static str),
     Workers {
         busy: usize,
         idle: usize,
@@ -45,6 +47,7 @@ pub struct Metrics {
     executions: IntCounterVec,
     duration: HistogramVec,
     restarts: IntCounterVec,
+    scaling: IntCounterVec,
     workers: IntGaugeVec,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
@@ -129,6 +132,17 @@ impl Metrics {
             restarts.with_label_values(&[actor]);
         }
         registry.register(Box::new(restarts.clone()))?;
+        let scaling = IntCounterVec::new(
+            Opts::new(
+                "scaling_events_total",
+                "Times the supervisor grew or shrank the worker pool",
+            ),
+            &["direction"],
+        )?;
+        for direction in ["up", "down"] {
+            scaling.with_label_values(&[direction]);
+        }
+        registry.register(Box::new(scaling.clone()))?;
         registry.register(Box::new(workers.clone()))?;
         let queue_pending = IntGaugeVec::new(
             Opts::new(
@@ -151,6 +165,7 @@ impl Metrics {
             executions,
             duration,
             restarts,
+            scaling,
             workers,
             http_requests,
             http_duration,
@@ -205,6 +220,7 @@ impl Actor for MetricsActor {
                     .observe(duration.as_secs_f64());
             }
             MetricsMsg::Restarted(actor) => m.restarts.with_label_values(&[actor]).inc(),
+            MetricsMsg::Scaled(direction) => m.scaling.with_label_values(&[direction]).inc(),
             MetricsMsg::Workers { busy, idle } => {
                 m.workers.with_label_values(&["busy"]).set(busy as i64);
                 m.workers.with_label_values(&["idle"]).set(idle as i64);

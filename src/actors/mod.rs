@@ -10,8 +10,10 @@
 //! reports free workers; the Supervisor gives each to an idle worker, replaces any child that
 //! dies, and writes the node's heartbeat. An API-only node runs the Supervisor with metrics only.
 
+pub mod health;
 pub mod metrics;
 pub mod runtime;
+pub mod scaling;
 pub mod supervisor;
 pub mod worker;
 
@@ -41,11 +43,20 @@ impl NodeContext {
 }
 
 /// What the worker side of a node shares: Docker, and the jobs running here (so that a cancel
-/// request can reach the one it names).
+/// request, or a drain running out of time, can reach them).
 pub struct WorkerContext {
     pub node: Arc<NodeContext>,
     pub sandbox: Sandbox,
-    pub running: DashMap<Uuid, oneshot::Sender<()>>,
+    pub running: DashMap<Uuid, oneshot::Sender<Stop>>,
+}
+
+/// Why a running job's container is killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// A client cancelled it: it ends `cancelled`.
+    Cancel,
+    /// This node is leaving: the job goes back to the queue (NAK), for another node at once.
+    HandBack,
 }
 
 impl WorkerContext {
@@ -53,7 +64,18 @@ impl WorkerContext {
     pub fn cancel(&self, id: &Uuid) -> bool {
         self.running
             .remove(id)
-            .is_some_and(|(_, kill)| kill.send(()).is_ok())
+            .is_some_and(|(_, kill)| kill.send(Stop::Cancel).is_ok())
+    }
+
+    /// Stops every job running here and hands each back to the queue; returns how many.
+    pub fn hand_back_all(&self) -> usize {
+        let ids: Vec<Uuid> = self.running.iter().map(|e| *e.key()).collect();
+        ids.iter()
+            .filter_map(|id| self.running.remove(id))
+            .filter(|(_, kill)| !kill.is_closed())
+            .map(|(_, kill)| kill.send(Stop::HandBack))
+            .filter(Result::is_ok)
+            .count()
     }
 }
 

@@ -15,6 +15,8 @@ use crate::sandbox::SandboxError;
 pub enum RuntimeMsg {
     /// A new container (created, not started) for this job.
     Acquire(Box<Job>, RpcReplyPort<Result<String, SandboxError>>),
+    /// The Supervisor's health check.
+    Ping(RpcReplyPort<()>),
 }
 
 pub struct RuntimeActor;
@@ -52,6 +54,7 @@ impl Actor for RuntimeActor {
         state: &mut RuntimeState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
+            RuntimeMsg::Ping(reply) => drop(reply.send(())),
             RuntimeMsg::Acquire(job, reply) => {
                 let sandbox = state.ctx.sandbox.clone();
                 tokio::spawn(async move {

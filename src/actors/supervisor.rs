@@ -1,6 +1,12 @@
 //! Supervisor: starts the node's children linked, gives jobs from the queue consumer to idle
 //! workers, replaces any child that fails or stops (ractor's default would stop the supervisor
 //! too), writes the node's heartbeat, and drains the node on shutdown.
+//!
+//! On every check (`supervision.check_interval_ms`) it also: kills and replaces a worker still
+//! on a job past the job's deadline plus a grace period; kills and replaces an idle worker or a
+//! runtime that does not answer a ping; stops taking jobs while Docker does not answer (the node
+//! is then not ready) and resumes when it does; and sizes the worker pool to the backlog
+//! ([`super::scaling`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -9,17 +15,16 @@ use std::time::{Duration, Instant};
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use super::health::{self, Probe, Targets};
 use super::metrics::{MetricsActor, MetricsMsg};
-use super::runtime::RuntimeActor;
+use super::runtime::{RuntimeActor, RuntimeMsg};
+use super::scaling::Scaler;
 use super::worker::{Assignment, WorkerActor, WorkerMsg};
 use super::{names, NodeContext, WorkerContext};
-use crate::queue::records;
-
-const HEARTBEAT: Duration = Duration::from_secs(5);
+use crate::queue::nodes::{self, NodeEntry};
 
 pub enum SupervisorMsg {
     /// A job from the queue consumer, for an idle worker.
@@ -34,6 +39,10 @@ pub enum SupervisorMsg {
     Respawn(Child),
     /// Write this node's entry in the nodes bucket.
     Heartbeat,
+    /// Time for the health and scaling check.
+    Check,
+    /// What the check found (gathered off the Supervisor's task).
+    Probed(Probe),
     /// Stop taking jobs: hand back the ones not started; answer once no worker is busy.
     Drain(RpcReplyPort<()>),
 }
@@ -61,6 +70,8 @@ pub struct NodeStatus {
     pub busy: usize,
     pub queued: usize,
     pub restarts: u64,
+    /// Why this node takes no jobs now (Docker does not answer), if it does not.
+    pub not_ready: Option<String>,
 }
 
 /// Asks the Supervisor for a snapshot; None when it does not answer within two seconds.
@@ -72,18 +83,6 @@ pub async fn status(supervisor: &ActorRef<SupervisorMsg>) -> Option<NodeStatus> 
         Ok(ractor::rpc::CallResult::Success(status)) => Some(status),
         _ => None,
     }
-}
-
-/// A node's entry in the `codebeaker-nodes` bucket.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Heartbeat {
-    pub node: String,
-    pub role: String,
-    pub workers: usize,
-    pub busy: usize,
-    pub languages: Vec<String>,
-    pub version: String,
-    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 pub struct SupervisorArgs {
@@ -100,7 +99,13 @@ pub struct Supervisor;
 struct WorkerSlot {
     actor: ActorRef<WorkerMsg>,
     /// The execution it is running, if any; its container is removed if the worker dies.
-    running: Option<Uuid>,
+    running: Option<Running>,
+}
+
+struct Running {
+    execution: Uuid,
+    /// When the job must be over by its own limits; the worker is stuck a grace period later.
+    deadline: Instant,
 }
 
 pub struct SupervisorState {
@@ -114,6 +119,13 @@ pub struct SupervisorState {
     backoff: HashMap<Child, (u32, Instant)>,
     /// Set by Drain: no new jobs, no respawns; the port is answered when the last job ends.
     draining: Option<Vec<RpcReplyPort<()>>>,
+    scaler: Scaler,
+    /// Index for the next worker's registered name (names are never reused).
+    next_worker: usize,
+    /// Why Docker cannot be used, while it cannot.
+    docker_down: Option<String>,
+    /// A check is under way; the next tick is skipped rather than piled on.
+    checking: bool,
 }
 
 impl Actor for Supervisor {
@@ -126,6 +138,14 @@ impl Actor for Supervisor {
         myself: ActorRef<SupervisorMsg>,
         args: SupervisorArgs,
     ) -> Result<SupervisorState, ActorProcessingErr> {
+        let config = &args.node.config;
+        let (min, max) = config.worker_range();
+        let scaler = Scaler::new(
+            min,
+            max,
+            Duration::from_secs(config.supervision.scale_down_after_secs),
+        );
+        let check = Duration::from_millis(config.supervision.check_interval_ms.max(100));
         let mut state = SupervisorState {
             args,
             children: HashMap::new(),
@@ -135,6 +155,10 @@ impl Actor for Supervisor {
             restarts: 0,
             backoff: HashMap::new(),
             draining: None,
+            scaler,
+            next_worker: 0,
+            docker_down: None,
+            checking: false,
         };
         state.spawn(&myself, Child::Metrics).await?;
         if let Some(worker) = state.args.worker.clone() {
@@ -143,12 +167,11 @@ impl Actor for Supervisor {
                     .spawn(&myself, Child::Runtime(language.name.clone()))
                     .await?;
             }
-            for index in 0..worker.node.config.workers.max(1) {
-                state.spawn(&myself, Child::Worker(index)).await?;
-            }
+            state.add_workers(&myself, min).await?;
         }
         state.publish_workers();
-        myself.send_interval(HEARTBEAT, || SupervisorMsg::Heartbeat);
+        myself.send_interval(nodes::HEARTBEAT, || SupervisorMsg::Heartbeat);
+        myself.send_interval(check, || SupervisorMsg::Check);
         myself.cast(SupervisorMsg::Heartbeat)?;
         Ok(state)
     }
@@ -191,12 +214,26 @@ impl Actor for Supervisor {
                 state.publish_workers();
             }
             SupervisorMsg::Capacity(reply) => {
-                let free = if state.draining.is_some() {
+                let free = if state.draining.is_some() || state.docker_down.is_some() {
                     0
                 } else {
                     state.idle.len().saturating_sub(state.queue.len())
                 };
                 let _ = reply.send(free);
+            }
+            SupervisorMsg::Check if state.checking => {}
+            SupervisorMsg::Check => {
+                state.replace_stuck_workers();
+                state.checking = true;
+                let targets = state.probe_targets();
+                let myself = myself.clone();
+                tokio::spawn(async move {
+                    let _ = myself.cast(SupervisorMsg::Probed(health::probe(targets).await));
+                });
+            }
+            SupervisorMsg::Probed(probe) => {
+                state.checking = false;
+                state.apply(&myself, probe).await?;
             }
             SupervisorMsg::Status(reply) => {
                 let _ = reply.send(state.status());
@@ -298,6 +335,7 @@ impl SupervisorState {
                 .get_cell()
             }
             Child::Worker(index) => {
+                self.next_worker = self.next_worker.max(index + 1);
                 let args = (worker_ctx()?, myself.clone());
                 let (actor, _) =
                     Actor::spawn_linked(Some(names::worker(&node, *index)), WorkerActor, args, sup)
@@ -325,7 +363,7 @@ impl SupervisorState {
         self.idle.retain(|w| *w != id);
         if let (
             Some(WorkerSlot {
-                running: Some(execution),
+                running: Some(Running { execution, .. }),
                 ..
             }),
             Some(ctx),
@@ -365,9 +403,12 @@ impl SupervisorState {
                 continue;
             };
             let assignment = self.queue.pop_front().expect("queue is not empty");
-            let execution = assignment.job.execution_id;
+            let running = Running {
+                execution: assignment.job.execution_id,
+                deadline: Instant::now() + assignment.job.time_budget(),
+            };
             match slot.actor.cast(WorkerMsg::Run(assignment)) {
-                Ok(()) => slot.running = Some(execution),
+                Ok(()) => slot.running = Some(running),
                 Err(ractor::MessagingErr::SendErr(WorkerMsg::Run(back))) => {
                     self.queue.push_front(back)
                 }
@@ -403,42 +444,178 @@ impl SupervisorState {
             busy: self.busy(),
             queued: self.queue.len(),
             restarts: self.restarts,
+            not_ready: self.docker_down.clone(),
         }
     }
 
     fn heartbeat(&self) {
         let node = &self.args.node;
-        let beat = Heartbeat {
-            node: node.node_id().to_string(),
-            role: self.args.role.to_string(),
-            workers: self.workers.len(),
-            busy: self.busy(),
-            languages: node
+        let languages = match self.args.worker {
+            Some(_) => node
                 .languages
                 .names()
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            at: chrono::Utc::now(),
+            None => Vec::new(),
         };
-        let (queue, key) = (node.queue.clone(), node.node_id().to_string());
-        let metrics = super::lookup::<MetricsMsg>(&names::metrics(self.node_id()));
+        let entry = NodeEntry {
+            id: node.node_id().to_string(),
+            role: self.args.role.to_string(),
+            workers: self.workers.len(),
+            busy: self.busy(),
+            languages,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            ready: self.docker_down.is_none(),
+            last_heartbeat: chrono::Utc::now(),
+        };
+        let kv = node.queue.nodes.clone();
         tokio::spawn(async move {
-            if let Ok(bytes) = records::encode(&beat) {
-                if let Err(e) = queue.nodes.put(key, bytes).await {
-                    tracing::warn!(error = %e, "heartbeat not written");
-                }
-            }
-            match queue.pending().await {
-                Ok(pending) => {
-                    if let Some(metrics) = metrics {
-                        let _ = metrics.cast(MetricsMsg::QueuePending(pending));
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot read the queue's backlog"),
+            if let Err(e) = nodes::put(&kv, &entry).await {
+                tracing::warn!(error = %e, "heartbeat not written");
             }
         });
+    }
+
+    async fn add_workers(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        n: usize,
+    ) -> Result<(), ActorProcessingErr> {
+        for _ in 0..n {
+            self.spawn(myself, Child::Worker(self.next_worker)).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops up to `n` idle workers for good (they are not replaced).
+    fn retire_workers(&mut self, n: usize) -> usize {
+        let mut retired = 0;
+        while retired < n {
+            let Some(id) = self.idle.pop_back() else {
+                break;
+            };
+            self.children.remove(&id);
+            if let Some(slot) = self.workers.remove(&id) {
+                slot.actor.stop(Some("scaled down".into()));
+                retired += 1;
+            }
+        }
+        retired
+    }
+
+    /// A worker still on its job a grace period past the job's deadline is stuck (Docker hung,
+    /// say): kill it. Its death removes the job's container and a replacement is started; the
+    /// job itself is redelivered once its in-progress acks stop.
+    fn replace_stuck_workers(&self) {
+        let grace = Duration::from_secs(self.args.node.config.supervision.stuck_grace_secs);
+        let now = Instant::now();
+        for slot in self.workers.values() {
+            if let Some(running) = slot.running.as_ref().filter(|r| now > r.deadline + grace) {
+                tracing::warn!(
+                    execution_id = %running.execution,
+                    past_deadline_secs = (now - running.deadline).as_secs(),
+                    "worker stuck on a job past its deadline; replacing it"
+                );
+                slot.actor.kill();
+            }
+        }
+    }
+
+    fn probe_targets(&self) -> Targets {
+        let node = self.node_id();
+        Targets {
+            worker: self.args.worker.clone(),
+            queue: self.args.node.queue.clone(),
+            idle_workers: self
+                .idle
+                .iter()
+                .filter_map(|id| self.workers.get(id))
+                .map(|slot| slot.actor.clone())
+                .collect(),
+            runtimes: self
+                .children
+                .values()
+                .filter_map(|child| match child {
+                    Child::Runtime(language) => {
+                        super::lookup::<RuntimeMsg>(&names::runtime(node, language))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// Acts on what a check found: Docker's state, unresponsive children, the backlog.
+    async fn apply(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        probe: Probe,
+    ) -> Result<(), ActorProcessingErr> {
+        match (probe.docker, self.docker_down.take()) {
+            (Some(Err(why)), was) => {
+                if was.is_none() {
+                    tracing::error!(reason = %why, "Docker is unreachable: not ready, taking no jobs");
+                }
+                self.docker_down = Some(why);
+            }
+            (_, Some(_)) => {
+                tracing::info!("Docker answers again: ready, taking jobs");
+                self.args.freed.notify_one();
+            }
+            _ => {}
+        }
+        for cell in probe.unresponsive {
+            let busy = self
+                .workers
+                .get(&cell.get_id())
+                .is_some_and(|slot| slot.running.is_some());
+            // A worker that took a job since the ping was sent answers only after it.
+            if !busy && self.children.contains_key(&cell.get_id()) {
+                tracing::warn!(actor = ?cell.get_name(), "child does not answer a ping; replacing it");
+                cell.kill();
+            }
+        }
+        if let Some(pending) = probe.pending {
+            let backlog = pending.iter().map(|(_, n)| n).sum();
+            self.metric(MetricsMsg::QueuePending(pending));
+            self.scale(myself, backlog).await?;
+        }
+        Ok(())
+    }
+
+    /// Sizes the worker pool to the backlog (not while draining or while Docker is down).
+    async fn scale(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        backlog: u64,
+    ) -> Result<(), ActorProcessingErr> {
+        if self.args.worker.is_none() || self.draining.is_some() || self.docker_down.is_some() {
+            return Ok(());
+        }
+        let (total, busy) = (self.workers.len(), self.busy());
+        let target = self.scaler.target(Instant::now(), total, busy, backlog);
+        let changed = if target > total {
+            self.add_workers(myself, target - total).await?;
+            self.args.freed.notify_one();
+            self.metric(MetricsMsg::Scaled("up"));
+            target - total
+        } else if target < total {
+            self.metric(MetricsMsg::Scaled("down"));
+            self.retire_workers(total - target)
+        } else {
+            return Ok(());
+        };
+        tracing::info!(
+            from = total,
+            to = self.workers.len(),
+            busy,
+            backlog,
+            changed,
+            "worker pool resized"
+        );
+        self.publish_workers();
+        Ok(())
     }
 
     fn publish_workers(&self) {

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::metrics::MetricsMsg;
 use super::runtime::RuntimeMsg;
 use super::supervisor::SupervisorMsg;
-use super::{lookup, names, WorkerContext};
+use super::{lookup, names, Stop, WorkerContext};
 use crate::model::{ExecutionRecord, Job, Status};
 use crate::queue::jetstream::Delivery;
 use crate::queue::records::Versioned;
@@ -27,6 +27,8 @@ pub struct Assignment {
 
 pub enum WorkerMsg {
     Run(Box<Assignment>),
+    /// The Supervisor's health check of an idle worker.
+    Ping(RpcReplyPort<()>),
 }
 
 pub struct WorkerActor;
@@ -58,7 +60,13 @@ impl Actor for WorkerActor {
         msg: WorkerMsg,
         state: &mut WorkerState,
     ) -> Result<(), ActorProcessingErr> {
-        let WorkerMsg::Run(assignment) = msg;
+        let assignment = match msg {
+            WorkerMsg::Run(assignment) => assignment,
+            WorkerMsg::Ping(reply) => {
+                let _ = reply.send(());
+                return Ok(());
+            }
+        };
         let Assignment { job, delivery } = *assignment;
         let ack_wait = Duration::from_secs(state.ctx.node.config.nats.ack_wait_secs);
         // Every log line about this job carries its execution id and the id of the request
@@ -76,7 +84,7 @@ impl Actor for WorkerActor {
                 outcome = process(&state.ctx, &job, &delivery) => outcome,
                 never = keep_alive(&delivery, ack_wait) => match never {},
             };
-            if let Ok(Some(record)) = &outcome {
+            if let Ok(Processed::Finished(record)) = &outcome {
                 tracing::info!(
                     status = record.status.as_str(),
                     duration_ms = record.duration_ms,
@@ -88,7 +96,7 @@ impl Actor for WorkerActor {
         .instrument(span)
         .await;
         match outcome {
-            Ok(Some(record)) => {
+            Ok(Processed::Finished(record)) => {
                 let executed = MetricsMsg::Executed {
                     language: record.language.clone(),
                     status: record.status,
@@ -97,7 +105,11 @@ impl Actor for WorkerActor {
                 metric(&state.ctx, executed);
                 acknowledge(&delivery).await;
             }
-            Ok(None) => acknowledge(&delivery).await,
+            Ok(Processed::Skipped) => acknowledge(&delivery).await,
+            Ok(Processed::HandedBack) => {
+                tracing::info!(execution_id = %job.execution_id, "job handed back: this node is leaving");
+                delivery.nak().await;
+            }
             // The record could not be stored: hand the job back rather than lose it.
             Err(e) => {
                 tracing::error!(execution_id = %job.execution_id, error = %e, "job handed back");
@@ -134,19 +146,28 @@ async fn keep_alive(delivery: &Delivery, ack_wait: Duration) -> std::convert::In
     }
 }
 
-/// Takes the job from queued to a final, stored record. `None`: nothing to run (already final
-/// or cancelled before it started).
+/// How a job left a worker.
+enum Processed {
+    /// Its final record is stored.
+    Finished(Box<ExecutionRecord>),
+    /// Nothing to run: already final, or cancelled before it started.
+    Skipped,
+    /// Stopped unfinished because the node is leaving; the queue gives it to another node.
+    HandedBack,
+}
+
+/// Takes the job from queued to a final, stored record.
 async fn process(
     ctx: &WorkerContext,
     job: &Job,
     delivery: &Delivery,
-) -> Result<Option<ExecutionRecord>, QueueError> {
+) -> Result<Processed, QueueError> {
     let records = &ctx.node.queue.records;
     let id = job.execution_id;
     let max_deliver = ctx.node.config.nats.max_deliver;
     let found = records.get(&id).await?;
     if found.as_ref().is_some_and(|f| f.record.status.is_final()) {
-        return Ok(None);
+        return Ok(Processed::Skipped);
     }
     if delivery.attempt() > max_deliver {
         let record = ExecutionRecord::internal_error(
@@ -154,14 +175,14 @@ async fn process(
             format!("gave up after {max_deliver} deliveries: each node that took the job stopped before finishing it"),
         );
         records.put(&record).await?;
-        return Ok(Some(record));
+        return Ok(Processed::Finished(Box::new(record)));
     }
     // Registered before the job is marked running, so that a cancel seen as running finds it.
     let (kill, killed) = oneshot::channel();
     ctx.running.insert(id, kill);
     let result = async {
         let Some(running) = claim(ctx, job, found).await? else {
-            return Ok(None);
+            return Ok(Processed::Skipped);
         };
         if let Some(started) = running.started_at {
             let wait = (started - running.created_at).to_std().unwrap_or_default();
@@ -173,9 +194,11 @@ async fn process(
                 tracing::warn!(execution_id = %id, error = %e, "could not remove an earlier attempt's container");
             }
         }
-        let record = execute(ctx, job, running, killed).await;
+        let Some(record) = execute(ctx, job, running, killed).await else {
+            return Ok(Processed::HandedBack);
+        };
         records.put(&record).await?;
-        Ok(Some(record))
+        Ok(Processed::Finished(Box::new(record)))
     }
     .await;
     ctx.running.remove(&id);
@@ -217,15 +240,16 @@ async fn claim(
     }
 }
 
+/// Runs the job in a fresh container. None: it was stopped to be handed back.
 async fn execute(
     ctx: &WorkerContext,
     job: &Job,
     running: ExecutionRecord,
-    killed: oneshot::Receiver<()>,
-) -> ExecutionRecord {
+    stop: oneshot::Receiver<Stop>,
+) -> Option<ExecutionRecord> {
     let runtime_name = names::runtime(ctx.node.node_id(), &job.language.name);
     let Some(runtime) = lookup::<RuntimeMsg>(&runtime_name) else {
-        return running.failed("this node has no runtime for the language");
+        return Some(running.failed("this node has no runtime for the language"));
     };
     let acquired = runtime
         .call(
@@ -236,23 +260,32 @@ async fn execute(
     let container = match acquired {
         Ok(ractor::rpc::CallResult::Success(Ok(id))) => id,
         Ok(ractor::rpc::CallResult::Success(Err(e))) => {
-            return ExecutionRecord::internal_error(job, e.to_string())
+            return Some(ExecutionRecord::internal_error(job, e.to_string()))
         }
         Ok(_) | Err(_) => {
-            return ExecutionRecord::internal_error(job, "no container could be had in time")
+            return Some(ExecutionRecord::internal_error(
+                job,
+                "no container could be had in time",
+            ))
         }
     };
-    let cancelled = async {
-        // A dropped sender (job finished) must not count as a cancel.
-        if killed.await.is_err() {
-            std::future::pending::<()>().await;
+    let why = std::sync::OnceLock::new();
+    let stopped = async {
+        match stop.await {
+            Ok(reason) => drop(why.set(reason)),
+            // A dropped sender (job finished) must not count as a stop.
+            Err(_) => std::future::pending::<()>().await,
         }
     };
-    match ctx.sandbox.execute(&container, job, cancelled).await {
+    let executed = ctx.sandbox.execute(&container, job, stopped).await;
+    if why.get() == Some(&Stop::HandBack) {
+        return None;
+    }
+    Some(match executed {
         Ok(outcome) => outcome.into_record(running),
         Err(e) => {
             tracing::error!(execution_id = %job.execution_id, error = %e, "execution failed");
             running.failed(e.to_string())
         }
-    }
+    })
 }

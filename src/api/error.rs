@@ -30,6 +30,8 @@ pub enum ApiError {
     Queue(#[from] QueueError),
     #[error("{0}")]
     Unavailable(String),
+    #[error("not ready: {0}")]
+    NotReady(String),
 }
 
 /// The error body, over HTTP and over NATS alike.
@@ -78,6 +80,7 @@ impl ApiError {
             ApiError::AlreadyFinished(_) => (StatusCode::CONFLICT, "already_finished", None),
             ApiError::Queue(_) => (StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable", None),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
+            ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", None),
         }
     }
 }

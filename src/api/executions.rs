@@ -1,5 +1,5 @@
-//! What a client can do with executions, shared by the REST routes and the NATS request/reply
-//! service: submit (and wait), read, cancel.
+//! What a client can do, shared by the REST routes and the NATS request/reply service: submit
+//! executions (and wait), read, cancel them; list the cluster's nodes.
 
 use std::time::Duration;
 
@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::{ApiError, RequestId};
 use crate::actors::NodeContext;
 use crate::model::{ExecuteRequest, ExecutionRecord, Job};
+use crate::queue::nodes::{self, NodeEntry};
 use crate::queue::Cancelled;
 
 /// How long a synchronous request may wait for a free worker, on top of its own timeout.
@@ -49,11 +50,7 @@ pub async fn run(
     if queued.status.is_final() {
         return Ok(queued);
     }
-    let compile = match job.language.compile {
-        Some(_) => job.limits.compile_timeout,
-        None => Duration::ZERO,
-    };
-    let wait = job.limits.timeout + compile + QUEUE_ALLOWANCE;
+    let wait = job.time_budget() + QUEUE_ALLOWANCE;
     let latest = ctx
         .queue
         .records
@@ -77,6 +74,11 @@ pub async fn cancel(ctx: &NodeContext, id: &str) -> Result<Cancelled, ApiError> 
         .cancel(&id, CANCEL_PATIENCE)
         .await?
         .ok_or(ApiError::NotFound(id))
+}
+
+/// The nodes alive in the cluster.
+pub async fn cluster(ctx: &NodeContext) -> Result<Vec<NodeEntry>, ApiError> {
+    Ok(nodes::list(&ctx.queue.nodes).await?)
 }
 
 fn parse_id(id: &str) -> Result<Uuid, ApiError> {

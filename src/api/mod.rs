@@ -48,11 +48,15 @@ pub fn routes(
         .and(warp::get())
         .and(with_state.clone())
         .then(health);
+    let ready = warp::path!("ready")
+        .and(warp::get())
+        .and(with_state.clone())
+        .then(ready);
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(with_state.clone())
         .then(metrics);
-    let mut all: Routes = health.or(metrics).unify().boxed();
+    let mut all: Routes = health.or(ready).unify().or(metrics).unify().boxed();
     if with_executions {
         all = all.or(execution_routes(state.clone())).unify().boxed();
     }
@@ -98,6 +102,11 @@ fn execution_routes(state: Arc<ApiState>) -> Routes {
         .and(guard.clone())
         .and(with_state.clone())
         .then(cancel_execution);
+    let workers = warp::path!("workers")
+        .and(warp::get())
+        .and(guard.clone())
+        .and(with_state.clone())
+        .then(workers);
     let languages = warp::path!("languages")
         .and(warp::get())
         .and(guard)
@@ -109,6 +118,8 @@ fn execution_routes(state: Arc<ApiState>) -> Routes {
         .or(get)
         .unify()
         .or(cancel)
+        .unify()
+        .or(workers)
         .unify()
         .or(languages)
         .unify()
@@ -218,6 +229,33 @@ async fn health(state: Arc<ApiState>) -> Response {
         .into_response(),
         _ => ApiError::Unavailable("the node's supervisor does not answer".into()).into_response(),
     }
+}
+
+/// `GET /ready`: readiness. Ready when the Supervisor answers, NATS is connected and, on a
+/// node that runs jobs, Docker answers. A node that is not ready takes no jobs.
+async fn ready(state: Arc<ApiState>) -> Response {
+    use async_nats::connection::State;
+    let not_ready = |why: String| ApiError::NotReady(why).into_response();
+    let Some(status) = supervisor::status(&state.supervisor).await else {
+        return not_ready("the node's supervisor does not answer".into());
+    };
+    if state.ctx.queue.client.connection_state() != State::Connected {
+        return not_ready("NATS is not connected".into());
+    }
+    if let Some(why) = status.not_ready {
+        return not_ready(format!("Docker is unreachable ({why})"));
+    }
+    warp::reply::json(&serde_json::json!({"status": "ready", "node": state.ctx.node_id()}))
+        .into_response()
+}
+
+/// `GET /workers`: the nodes of the cluster, from their heartbeats.
+async fn workers(state: Arc<ApiState>) -> Response {
+    reply(
+        executions::cluster(&state.ctx)
+            .await
+            .map(|nodes| warp::reply::json(&nodes).into_response()),
+    )
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -108,6 +108,8 @@ fn route_template(path: &str) -> &'static str {
         "/execute/async" => "/execute/async",
         "/languages" => "/languages",
         "/health" => "/health",
+        "/ready" => "/ready",
+        "/workers" => "/workers",
         "/metrics" => "/metrics",
         p if p.starts_with("/execution/") => "/execution/{id}",
         _ => "other",

@@ -10,6 +10,7 @@
 pub mod consumer;
 pub mod embedded;
 pub mod jetstream;
+pub mod nodes;
 pub mod records;
 pub mod service;
 
@@ -32,6 +33,7 @@ pub mod names {
     pub const NODES: &str = "codebeaker-nodes";
     pub const EXECUTE: &str = "codebeaker.execute";
     pub const LANGUAGES: &str = "codebeaker.languages";
+    pub const WORKERS: &str = "codebeaker.workers";
     pub const QUEUE_GROUP: &str = "codebeaker";
     /// An empty message after each publish, so that idle workers pull at once instead of
     /// waiting for their next poll.
@@ -129,8 +131,7 @@ impl Queue {
         )
         .await?;
         let nodes =
-            jetstream::ensure_kv(&js, names::NODES, Duration::from_secs(30), config.replicas)
-                .await?;
+            jetstream::ensure_kv(&js, names::NODES, nodes::HEARTBEAT * 6, config.replicas).await?;
         Ok(Queue {
             client,
             js,

@@ -31,10 +31,12 @@ pub async fn start(
     };
     let mut execute = subscribe(names::EXECUTE).await.map_err(setup)?;
     let mut languages = subscribe(names::LANGUAGES).await.map_err(setup)?;
+    let mut workers = subscribe(names::WORKERS).await.map_err(setup)?;
     tracing::info!(
-        "answering NATS requests on {} and {}",
+        "answering NATS requests on {}, {} and {}",
         names::EXECUTE,
-        names::LANGUAGES
+        names::LANGUAGES,
+        names::WORKERS
     );
     Ok(tokio::spawn(async move {
         loop {
@@ -45,6 +47,12 @@ pub async fn start(
                 Some(msg) = languages.next() => {
                     let list = ctx.languages.catalogue(&ctx.config.limits);
                     respond(&ctx, &msg, &list).await;
+                }
+                Some(msg) = workers.next() => {
+                    match executions::cluster(&ctx).await {
+                        Ok(nodes) => respond(&ctx, &msg, &nodes).await,
+                        Err(e) => respond(&ctx, &msg, &e.body()).await,
+                    }
                 }
                 _ = stop.changed() => return,
                 else => return,
