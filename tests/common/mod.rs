@@ -27,7 +27,41 @@ impl NatsServer {
 
     /// With extra nats-server flags, e.g. `--user u --pass p`.
     pub fn start_with(args: &[&str]) -> NatsServer {
-        let port = free_port();
+        Self::start_on(free_port(), args)
+    }
+
+    /// A JetStream cluster of `n` servers on loopback, each with its own data dir.
+    pub fn cluster(n: usize) -> Vec<NatsServer> {
+        let routes: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let all_routes = routes
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        routes
+            .iter()
+            .enumerate()
+            .map(|(i, route)| {
+                let name = format!("n{i}");
+                let listen = format!("nats://127.0.0.1:{route}");
+                Self::start_on(
+                    free_port(),
+                    &[
+                        "--server_name",
+                        &name,
+                        "--cluster_name",
+                        "codebeaker-test",
+                        "--cluster",
+                        &listen,
+                        "--routes",
+                        &all_routes,
+                    ],
+                )
+            })
+            .collect()
+    }
+
+    fn start_on(port: u16, args: &[&str]) -> NatsServer {
         let mut server = NatsServer {
             port,
             url: format!("nats://127.0.0.1:{port}"),
@@ -85,6 +119,18 @@ impl Drop for NatsServer {
 /// Removes every container labelled with this node id (for nodes a test ends without a
 /// shutdown: killed processes, or tests that stop while jobs still run).
 pub fn remove_containers_of(node_id: &str) {
+    let ids = containers_of(node_id);
+    if !ids.is_empty() {
+        let _ = Command::new("docker")
+            .arg("rm")
+            .arg("-f")
+            .args(&ids)
+            .output();
+    }
+}
+
+/// Ids of the containers, running or not, labelled with this node id.
+pub fn containers_of(node_id: &str) -> Vec<String> {
     let listed = Command::new("docker")
         .args([
             "ps",
@@ -93,18 +139,12 @@ pub fn remove_containers_of(node_id: &str) {
             &format!("label=codebeaker.node={node_id}"),
         ])
         .output();
-    if let Ok(out) = listed {
-        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+    match listed {
+        Ok(out) => String::from_utf8_lossy(&out.stdout)
             .split_whitespace()
             .map(String::from)
-            .collect();
-        if !ids.is_empty() {
-            let _ = Command::new("docker")
-                .arg("rm")
-                .arg("-f")
-                .args(&ids)
-                .output();
-        }
+            .collect(),
+        Err(_) => Vec::new(),
     }
 }
 
@@ -324,6 +364,16 @@ pub struct NodeProcess {
 
 impl NodeProcess {
     pub async fn start(role: &str, nats_url: &str, workers: usize) -> NodeProcess {
+        Self::start_with_env(role, nats_url, workers, &[]).await
+    }
+
+    /// With extra `CODEBEAKER_*` settings, which win over the test defaults.
+    pub async fn start_with_env(
+        role: &str,
+        nats_url: &str,
+        workers: usize,
+        env: &[(&str, &str)],
+    ) -> NodeProcess {
         let node_id = format!("proc-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let port = free_port();
         let log = tempfile::NamedTempFile::new().unwrap();
@@ -339,6 +389,7 @@ impl NodeProcess {
             .env("CODEBEAKER_NODE_ID", &node_id)
             .env("CODEBEAKER_NATS__ACK_WAIT_SECS", "3")
             .env("CODEBEAKER_LOG_FORMAT", "json")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log.reopen().unwrap())
             .spawn()
@@ -363,6 +414,46 @@ impl NodeProcess {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits (at most a minute) for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "SIGTERM sent");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the process did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// GETs a path of this process's API and returns the JSON answer.
+    pub async fn get(&self, path: &str) -> Value {
+        let response = reqwest::get(format!("{}{path}", self.url))
+            .await
+            .expect("request sent");
+        response.json().await.expect("JSON answer")
+    }
+
+    /// POSTs to `/execute/async`; returns the execution id.
+    pub async fn submit(&self, request: Value) -> String {
+        let response = reqwest::Client::new()
+            .post(format!("{}/execute/async", self.url))
+            .json(&request)
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(response.status(), 202);
+        let body: Value = response.json().await.expect("JSON answer");
+        body["execution_id"].as_str().unwrap().to_string()
     }
 
     /// POSTs a request to this process's /execute and returns the JSON answer.

@@ -1,0 +1,304 @@
+//! Cluster operations: autoscaling, priorities under a backlog, the cluster view, and graceful
+//! drain (finishing in time, or handing jobs back at once).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{eventually, final_record, test_config, NatsServer, NodeProcess, TestNode};
+use serde_json::{json, Value};
+
+async fn submit(node: &TestNode, request: Value) -> String {
+    let (status, body) = node.post_to("/execute/async", request).await;
+    assert_eq!(status, 202, "{body}");
+    body["execution_id"].as_str().unwrap().to_string()
+}
+
+async fn workers(node: &TestNode) -> usize {
+    node.node()
+        .status()
+        .await
+        .expect("supervisor answers")
+        .workers
+        .len()
+}
+
+async fn metric(node: &TestNode, series: &str) -> f64 {
+    let (_, text) = node.get("/metrics").await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_burst_grows_the_pool_to_max_and_idleness_shrinks_it_back_to_min() {
+    let mut config = test_config(1);
+    config.supervision.max_workers = Some(4);
+    config.supervision.check_interval_ms = 200;
+    config.supervision.scale_down_after_secs = 1;
+    let node = TestNode::with_config(config).await;
+    assert_eq!(workers(&node).await, 1);
+
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        ids.push(
+            submit(
+                &node,
+                json!({"language": "python", "code": format!("print({i})")}),
+            )
+            .await,
+        );
+    }
+    let grew = eventually(Duration::from_secs(30), || async {
+        workers(&node).await == 4
+    })
+    .await;
+    assert!(grew, "the pool did not grow to 4 under a backlog of 200");
+    let done = eventually(Duration::from_secs(180), || async {
+        metric(
+            &node,
+            r#"codebeaker_executions_total{language="python",status="completed"}"#,
+        )
+        .await
+            == 200.0
+    })
+    .await;
+    assert!(done, "200 jobs did not complete");
+    assert!(workers(&node).await <= 4, "never above max");
+
+    let shrank = eventually(Duration::from_secs(30), || async {
+        workers(&node).await == 1
+    })
+    .await;
+    assert!(shrank, "the idle pool did not shrink back to 1");
+    assert!(metric(&node, r#"codebeaker_scaling_events_total{direction="up"}"#).await >= 1.0);
+    assert!(
+        metric(
+            &node,
+            r#"codebeaker_scaling_events_total{direction="down"}"#
+        )
+        .await
+            >= 1.0
+    );
+    assert_eq!(
+        metric(&node, r#"codebeaker_workers{state="idle"}"#).await,
+        1.0
+    );
+    // Scaling down is not a failure: nothing was restarted.
+    assert_eq!(
+        metric(&node, r#"codebeaker_actor_restarts_total{actor="worker"}"#).await,
+        0.0
+    );
+    // The node still serves after shrinking.
+    assert_eq!(node.python("print('after')").await["stdout"], "after\n");
+}
+
+#[tokio::test]
+async fn under_a_backlog_high_priority_jobs_run_before_the_waiting_low_ones() {
+    let node = TestNode::start(1).await;
+    // Occupy the only worker, so that what follows waits in the queue.
+    let blocker = submit(
+        &node,
+        json!({"language": "python", "code": "import time; time.sleep(2)"}),
+    )
+    .await;
+    let running = eventually(Duration::from_secs(10), || async {
+        let (_, body) = node.get(&format!("/execution/{blocker}")).await;
+        body.contains(r#""status":"running""#)
+    })
+    .await;
+    assert!(running);
+    let mut low = Vec::new();
+    for i in 0..8 {
+        let job = json!({"language": "python", "code": format!("print({i})"), "priority": "low"});
+        low.push(submit(&node, job).await);
+    }
+    let mut high = Vec::new();
+    for i in 0..3 {
+        let job = json!({"language": "python", "code": format!("print({i})"), "priority": "high"});
+        high.push(submit(&node, job).await);
+    }
+    let times = |ids: Vec<String>| async {
+        let mut out = Vec::new();
+        for id in ids {
+            let record = final_record(&node, &id, Duration::from_secs(60)).await;
+            assert_eq!(record["status"], "completed");
+            let at = |field: &str| {
+                chrono::DateTime::parse_from_rfc3339(record[field].as_str().unwrap()).unwrap()
+            };
+            out.push((at("started_at"), at("finished_at")));
+        }
+        out
+    };
+    let (high, low) = (times(high).await, times(low).await);
+    let last_high_finished = high.iter().map(|(_, f)| *f).max().unwrap();
+    let first_low_started = low.iter().map(|(s, _)| *s).min().unwrap();
+    assert!(
+        last_high_finished <= first_low_started,
+        "a low job started at {first_low_started} before the last high one finished at {last_high_finished}"
+    );
+}
+
+fn listed(nodes: &Value) -> Vec<String> {
+    nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_cluster_view_lists_live_nodes_and_drops_a_killed_one_within_a_few_heartbeats() {
+    let nats = NatsServer::start();
+    let api = NodeProcess::start("api", &nats.url, 0).await;
+    let worker = NodeProcess::start("worker", &nats.url, 2).await;
+    let mut doomed = NodeProcess::start("worker", &nats.url, 1).await;
+    let mut expected = vec![
+        api.node_id.clone(),
+        worker.node_id.clone(),
+        doomed.node_id.clone(),
+    ];
+    expected.sort();
+    let all_listed = eventually(Duration::from_secs(10), || async {
+        listed(&api.get("/workers").await) == expected
+    })
+    .await;
+    assert!(all_listed, "{}", api.get("/workers").await);
+    let nodes = api.get("/workers").await;
+    let entry = |id: &str| {
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let w = entry(&worker.node_id);
+    assert_eq!(
+        (
+            w["role"].as_str(),
+            w["workers"].as_u64(),
+            w["busy"].as_u64()
+        ),
+        (Some("worker"), Some(2), Some(0))
+    );
+    assert_eq!(w["ready"], true);
+    assert_eq!(w["version"], env!("CARGO_PKG_VERSION"));
+    assert!(w["languages"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("python")));
+    assert!(w["last_heartbeat"].as_str().is_some());
+    let a = entry(&api.node_id);
+    assert_eq!(
+        (a["role"].as_str(), a["workers"].as_u64()),
+        (Some("api"), Some(0))
+    );
+    assert_eq!(a["languages"], json!([]));
+
+    // The CLI prints the same nodes.
+    let printed = std::process::Command::new(env!("CARGO_BIN_EXE_codebeaker"))
+        .args(["cluster", "--url", &api.url])
+        .output()
+        .unwrap();
+    assert!(printed.status.success());
+    let text = String::from_utf8(printed.stdout).unwrap();
+    for id in &expected {
+        assert!(text.contains(id.as_str()), "{text}");
+    }
+
+    // Killed without a word: it drops out once its heartbeats stop (three missed: 15 s).
+    doomed.kill();
+    let started = Instant::now();
+    let dropped = eventually(Duration::from_secs(25), || async {
+        !listed(&api.get("/workers").await).contains(&doomed.node_id)
+    })
+    .await;
+    assert!(dropped, "a killed node was still listed after 25 s");
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "dropped before it could be stale"
+    );
+    assert!(listed(&api.get("/workers").await).contains(&worker.node_id));
+}
+
+#[tokio::test]
+async fn sigterm_during_five_running_jobs_lets_them_all_finish_and_exits_zero() {
+    let nats = NatsServer::start();
+    let api = NodeProcess::start("api", &nats.url, 0).await;
+    let mut worker = NodeProcess::start("worker", &nats.url, 5).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let code = format!("import time; time.sleep(3); print('done {i}')");
+        ids.push(
+            api.submit(json!({"language": "python", "code": code, "timeout": 10}))
+                .await,
+        );
+    }
+    let all_running = eventually(Duration::from_secs(15), || async {
+        worker.get("/health").await["busy"] == 5
+    })
+    .await;
+    assert!(all_running);
+
+    let status = worker.terminate();
+    assert_eq!(status.code(), Some(0), "a drained node exits 0");
+    for (i, id) in ids.iter().enumerate() {
+        let record = api.get(&format!("/execution/{id}")).await;
+        assert_eq!(record["status"], "completed", "{record}");
+        assert_eq!(record["stdout"], format!("done {i}\n"));
+        assert_eq!(record["node"], worker.node_id.as_str());
+    }
+    // It took its heartbeat with it: gone from the cluster view at once.
+    assert!(!listed(&api.get("/workers").await).contains(&worker.node_id));
+    let log = worker.log_lines();
+    assert!(log.iter().any(|l| l["fields"]["message"] == "stopped"));
+}
+
+#[tokio::test]
+async fn a_job_that_cannot_finish_within_the_drain_timeout_is_handed_to_another_node_at_once() {
+    let nats = NatsServer::start();
+    // A long ack_wait: the job must come back by the NAK, not by waiting that out.
+    let settings = [
+        ("CODEBEAKER_DRAIN_TIMEOUT_SECS", "1"),
+        ("CODEBEAKER_NATS__ACK_WAIT_SECS", "120"),
+    ];
+    let api = NodeProcess::start("api", &nats.url, 0).await;
+    let mut leaving = NodeProcess::start_with_env("worker", &nats.url, 1, &settings).await;
+    let code = "import time; time.sleep(4); print('finished')";
+    let id = api
+        .submit(json!({"language": "python", "code": code, "timeout": 10}))
+        .await;
+    let running = eventually(Duration::from_secs(15), || async {
+        api.get(&format!("/execution/{id}")).await["status"] == "running"
+    })
+    .await;
+    assert!(running);
+    let staying = NodeProcess::start_with_env("worker", &nats.url, 1, &settings).await;
+
+    let sigterm = Instant::now();
+    assert_eq!(leaving.terminate().code(), Some(0));
+    let done = eventually(Duration::from_secs(30), || async {
+        api.get(&format!("/execution/{id}")).await["status"] == "completed"
+    })
+    .await;
+    assert!(done, "{}", api.get(&format!("/execution/{id}")).await);
+    assert!(
+        sigterm.elapsed() < Duration::from_secs(30),
+        "well before ack_wait (120 s)"
+    );
+    let record = api.get(&format!("/execution/{id}")).await;
+    assert_eq!(record["node"], staying.node_id.as_str());
+    assert_eq!(record["stdout"], "finished\n");
+    let log = leaving.log_lines();
+    assert!(log
+        .iter()
+        .any(|l| l["fields"]["message"] == "job handed back: this node is leaving"));
+    // Nothing of the leaving node is left behind.
+    assert_eq!(
+        common::containers_of(&leaving.node_id),
+        Vec::<String>::new()
+    );
+}
