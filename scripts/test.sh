@@ -9,6 +9,8 @@ CATALOGUE=(--test hostile --test limits --test containment)
 if cargo nextest --version >/dev/null 2>&1; then
   echo "[test] cargo nextest run $*"
   cargo nextest run --no-fail-fast "$@"
+  echo "[test] faults that stop or restart dockerd, one at a time"
+  cargo nextest run --no-fail-fast --test faults --run-ignored only --test-threads 1
   echo "[test] the hostile-code catalogue again, under gVisor (runsc)"
   # runsc's ptrace platform on 2 cores is now and then slow to start a sandbox; a retry is
   # reported as FLAKY by nextest rather than hidden.
@@ -16,5 +18,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   echo "[test] cargo-nextest not found; using cargo test"
   cargo test "$@"
+  cargo test --test faults -- --ignored --test-threads 1
   CODEBEAKER_TEST_RUNTIME=runsc cargo test "${CATALOGUE[@]}"
 fi

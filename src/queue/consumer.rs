@@ -114,29 +114,45 @@ async fn pull(
         if taken >= free {
             break;
         }
-        let mut batch = consumer
-            .fetch()
-            .max_messages(free - taken)
-            .messages()
+        // A no-wait fetch answers at once; one that does not (its consumer's leader was lost
+        // with a server) would wait forever, so it counts as failed and the loop starts over.
+        taken += tokio::time::timeout(FETCH_PATIENCE, fetch(consumer, free - taken, supervisor))
             .await
-            .map_err(|e| e.to_string())?;
-        while let Some(message) = batch.next().await {
-            let delivery = Delivery::new(message.map_err(|e| e.to_string())?);
-            match records::decode::<Job>(delivery.payload()) {
-                Ok(job) => {
-                    let assignment = Assignment {
-                        job: Box::new(job),
-                        delivery,
-                    };
-                    supervisor
-                        .cast(SupervisorMsg::Submit(Box::new(assignment)))
-                        .map_err(|e| e.to_string())?;
-                    taken += 1;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "dropping a job message that cannot be decoded");
-                    delivery.term().await;
-                }
+            .map_err(|_| format!("no answer to a fetch within {FETCH_PATIENCE:?}"))??;
+    }
+    Ok(taken)
+}
+
+const FETCH_PATIENCE: Duration = Duration::from_secs(5);
+
+async fn fetch(
+    consumer: &PullConsumer,
+    most: usize,
+    supervisor: &ActorRef<SupervisorMsg>,
+) -> Result<usize, String> {
+    let mut taken = 0;
+    let mut batch = consumer
+        .fetch()
+        .max_messages(most)
+        .messages()
+        .await
+        .map_err(|e| e.to_string())?;
+    while let Some(message) = batch.next().await {
+        let delivery = Delivery::new(message.map_err(|e| e.to_string())?);
+        match records::decode::<Job>(delivery.payload()) {
+            Ok(job) => {
+                let assignment = Assignment {
+                    job: Box::new(job),
+                    delivery,
+                };
+                supervisor
+                    .cast(SupervisorMsg::Submit(Box::new(assignment)))
+                    .map_err(|e| e.to_string())?;
+                taken += 1;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "dropping a job message that cannot be decoded");
+                delivery.term().await;
             }
         }
     }

@@ -111,31 +111,31 @@ pub enum Cancelled {
 }
 
 impl Queue {
-    /// Connects (retrying for `patience`, as a server may be starting) and makes sure the job
-    /// stream and KV buckets exist.
+    /// Connects and makes sure the job stream, its consumers and the KV buckets exist, retrying
+    /// both for `patience`: a server may be starting, and a new JetStream cluster needs a few
+    /// seconds to elect its leader before it can create anything.
     pub async fn connect(
         url: &str,
         config: &NatsConfig,
         patience: Duration,
     ) -> Result<Queue, QueueError> {
+        let deadline = tokio::time::Instant::now() + patience;
         let client = connect_with_patience(url, config, patience).await?;
         let js = async_nats::jetstream::new(client.clone());
-        jetstream::ensure_stream(&js, config).await?;
-        // Every node, not only workers, so that the backlog can be read before a worker joins.
-        jetstream::consumers(&js, config).await?;
-        let executions = jetstream::ensure_kv(
-            &js,
-            names::EXECUTIONS,
-            Duration::from_secs(config.records_max_age_secs),
-            config.replicas,
-        )
-        .await?;
-        let nodes =
-            jetstream::ensure_kv(&js, names::NODES, nodes::HEARTBEAT * 6, config.replicas).await?;
+        let (records, nodes) = loop {
+            match prepare(&js, config).await {
+                Ok(ready) => break ready,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "JetStream is not ready yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         Ok(Queue {
             client,
             js,
-            records: Records::new(executions),
+            records,
             nodes,
             config: config.clone(),
         })
@@ -234,6 +234,26 @@ impl Queue {
 
 /// Connects, retrying while the server may still be starting; once connected, the client
 /// reconnects on its own for as long as the node runs.
+/// Creates what is missing of the stream, consumers and buckets; opens the buckets.
+async fn prepare(
+    js: &async_nats::jetstream::Context,
+    config: &NatsConfig,
+) -> Result<(Records, kv::Store), QueueError> {
+    jetstream::ensure_stream(js, config).await?;
+    // Every node, not only workers, so that the backlog can be read before a worker joins.
+    jetstream::consumers(js, config).await?;
+    let executions = jetstream::ensure_kv(
+        js,
+        names::EXECUTIONS,
+        Duration::from_secs(config.records_max_age_secs),
+        config.replicas,
+    )
+    .await?;
+    let nodes =
+        jetstream::ensure_kv(js, names::NODES, nodes::HEARTBEAT * 6, config.replicas).await?;
+    Ok((Records::new(executions), nodes))
+}
+
 async fn connect_with_patience(
     url: &str,
     config: &NatsConfig,
