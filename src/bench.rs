@@ -36,6 +36,8 @@ pub enum BenchError {
     JobFailed(Status),
     #[error("baseline `{command}` failed: {detail}")]
     Baseline { command: String, detail: String },
+    #[error("a submitting client stopped: {0}")]
+    Submitter(String),
 }
 
 pub struct BenchOptions {
@@ -45,6 +47,9 @@ pub struct BenchOptions {
     pub runs: usize,
     /// Runs of each language's hello-world example (0: skip that workload).
     pub per_language: usize,
+    /// `print(1)` jobs submitted asynchronously by `clients` concurrent clients (0: skip).
+    pub async_jobs: usize,
+    pub clients: usize,
 }
 
 pub async fn run(options: &BenchOptions, config: &Config) -> Result<Vec<Measurement>, BenchError> {
@@ -75,6 +80,9 @@ pub async fn run(options: &BenchOptions, config: &Config) -> Result<Vec<Measurem
             .await?;
             results.push(summarize(&format!("hello world: {}", language.name), timed));
         }
+    }
+    if options.async_jobs > 0 {
+        results.push(throughput(&options.url, options.async_jobs, options.clients).await?);
     }
     let docker_p50 = results[1].p50_ms;
     for m in &mut results {
@@ -108,6 +116,85 @@ async fn sync_latency(url: &str, runs: usize) -> Result<(Timed, Timed), BenchErr
             total: None,
         },
     ))
+}
+
+/// `jobs` async `print(1)` submissions from `clients` concurrent clients; then every record
+/// is read until final. Per job: its time in the system (created to finished); jobs per second:
+/// all jobs over the span from the first creation to the last finish.
+async fn throughput(url: &str, jobs: usize, clients: usize) -> Result<Measurement, BenchError> {
+    let http = reqwest::Client::new();
+    let submitters = (0..clients).map(|c| {
+        let (http, url) = (http.clone(), url.to_string());
+        let share = jobs / clients + usize::from(c < jobs % clients);
+        tokio::spawn(async move {
+            let mut ids = Vec::with_capacity(share);
+            for _ in 0..share {
+                let body = ExecuteRequest::new("python", "print(1)");
+                let accepted: serde_json::Value =
+                    rest(http.post(format!("{url}/execute/async")).json(&body)).await?;
+                ids.push(
+                    accepted["execution_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+            }
+            Ok::<_, BenchError>(ids)
+        })
+    });
+    let mut ids = Vec::with_capacity(jobs);
+    for submitter in futures::future::join_all(submitters).await {
+        ids.extend(submitter.map_err(|e| BenchError::Submitter(e.to_string()))??);
+    }
+    let mut records = Vec::with_capacity(jobs);
+    for id in ids {
+        loop {
+            let record: crate::model::ExecutionRecord =
+                rest(http.get(format!("{url}/execution/{id}"))).await?;
+            match record.status {
+                Status::Completed => break records.push(record),
+                s if s.is_final() => return Err(BenchError::JobFailed(s)),
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+    let first = records.iter().map(|r| r.created_at).min();
+    let last = records.iter().filter_map(|r| r.finished_at).max();
+    let span = match (first, last) {
+        (Some(first), Some(last)) => (last - first).to_std().unwrap_or_default(),
+        _ => Duration::ZERO,
+    };
+    let mut samples: Vec<Duration> = records
+        .iter()
+        .filter_map(|r| (r.finished_at? - r.created_at).to_std().ok())
+        .collect();
+    samples.sort();
+    let name = format!("async print(1): {jobs} jobs from {clients} clients, created to finished");
+    let mut measurement = summarize(
+        &name,
+        Timed {
+            samples,
+            total: None,
+        },
+    );
+    measurement.per_second = Some(jobs as f64 / span.as_secs_f64().max(1e-9));
+    Ok(measurement)
+}
+
+async fn rest<T: serde::de::DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+) -> Result<T, BenchError> {
+    let response = request.send().await.and_then(|r| r.error_for_status());
+    let answer = match response {
+        Ok(response) => response.json().await,
+        Err(e) => Err(e),
+    };
+    answer.map_err(|e| {
+        BenchError::Client(ClientError::Unreachable {
+            target: "the server".into(),
+            reason: e.to_string(),
+        })
+    })
 }
 
 /// Runs a request and insists that it completed.

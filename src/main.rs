@@ -66,6 +66,12 @@ enum Command {
         /// Also time each language's hello world this many times.
         #[arg(long, default_value_t = 0)]
         per_language: usize,
+        /// Also submit this many `print(1)` jobs asynchronously and report jobs per second.
+        #[arg(long, default_value_t = 0)]
+        async_jobs: usize,
+        /// Concurrent clients submitting the async jobs.
+        #[arg(long, default_value_t = 10)]
+        clients: usize,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -135,6 +141,8 @@ async fn main() -> ExitCode {
             baseline_url,
             runs,
             per_language,
+            async_jobs,
+            clients,
             json,
         } => {
             let options = BenchOptions {
@@ -142,6 +150,8 @@ async fn main() -> ExitCode {
                 baseline_url,
                 runs,
                 per_language,
+                async_jobs,
+                clients: clients.max(1),
             };
             bench(options, &config, json).await
         }
