@@ -151,6 +151,9 @@ impl Metrics {
             ),
             &["priority"],
         )?;
+        for priority in Priority::ALL {
+            queue_pending.with_label_values(&[priority.as_str()]);
+        }
         registry.register(Box::new(queue_pending.clone()))?;
         let pool_size = IntGaugeVec::new(
             Opts::new(
