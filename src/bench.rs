@@ -297,7 +297,7 @@ fn docker_run_args(config: &Config) -> Vec<String> {
     let limits = Limits::resolve(&config.limits, &language.limits, &Default::default())
         .expect("defaults are valid");
     let body = Spec {
-        execution_id: "bench".into(),
+        execution_id: Some("bench".into()),
         node_id: "bench",
         language,
         args: &[],

@@ -35,6 +35,50 @@ pub struct Config {
     pub nats: NatsConfig,
     pub api: ApiConfig,
     pub supervision: SupervisionConfig,
+    pub pool: PoolConfig,
+}
+
+/// Containers each language keeps started ahead of its jobs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Ready containers per language: at least `min`; up to `max` while jobs keep finding
+    /// the pool empty.
+    pub min: usize,
+    pub max: usize,
+    /// Per-language ranges, e.g. `[pool.languages.python] min = 2, max = 8`.
+    pub languages: std::collections::HashMap<String, PoolRange>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PoolRange {
+    pub min: usize,
+    pub max: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            min: 1,
+            max: 4,
+            languages: Default::default(),
+        }
+    }
+}
+
+impl PoolConfig {
+    /// The range for `language`; max is never below min.
+    pub fn range(&self, language: &str) -> PoolRange {
+        let r = self.languages.get(language).copied().unwrap_or(PoolRange {
+            min: self.min,
+            max: self.max,
+        });
+        PoolRange {
+            min: r.min,
+            max: r.max.max(r.min),
+        }
+    }
 }
 
 /// How the Supervisor sizes and watches this node's workers.
@@ -191,6 +235,7 @@ impl Default for Config {
             nats: NatsConfig::default(),
             api: ApiConfig::default(),
             supervision: SupervisionConfig::default(),
+            pool: PoolConfig::default(),
         }
     }
 }

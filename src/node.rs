@@ -280,6 +280,7 @@ async fn worker_context(ctx: &Arc<NodeContext>) -> Result<WorkerContext, Sandbox
         node: ctx.clone(),
         sandbox,
         running: Default::default(),
+        containers: Default::default(),
     })
 }
 

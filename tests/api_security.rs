@@ -33,7 +33,7 @@ async fn without_a_valid_key_the_execution_api_answers_401() {
     assert_eq!(response.status(), 200);
     let record: Value = response.json().await.unwrap();
     assert_eq!(record["stdout"], "authorised\n");
-    assert!(node.containers().await.is_empty());
+    assert!(node.leftover_containers().await.is_empty());
     // Liveness and metrics stay open for probes.
     assert_eq!(node.get("/health").await.0, 200);
 }

@@ -125,7 +125,7 @@ async fn bad_input_starts_no_container() {
     node.post(json!({"language": "cobol", "code": "x"})).await;
     node.post(json!({"language": "python", "code": "x", "timeout": 999}))
         .await;
-    assert!(node.containers().await.is_empty());
+    assert!(node.leftover_containers().await.is_empty());
     let (_, text) = node.get("/metrics").await;
     assert!(!text.contains("codebeaker_executions_total{"), "{text}");
 }

@@ -89,7 +89,7 @@ async fn a_background_process_is_gone_when_the_job_ends() {
     // The job ended when its main program did, not when the sleeps would have.
     assert!(r["duration_ms"].as_u64().unwrap() < 5000);
     assert!(
-        node.containers().await.is_empty(),
+        node.leftover_containers().await.is_empty(),
         "no labelled container is left"
     );
     let ps = std::process::Command::new("ps")
@@ -132,7 +132,7 @@ async fn a_new_node_removes_containers_its_earlier_run_left() {
         1
     );
     let node = TestNode::with_config(config).await;
-    assert!(node.containers().await.is_empty());
+    assert!(node.leftover_containers().await.is_empty());
 }
 
 #[tokio::test]

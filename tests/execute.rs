@@ -83,7 +83,7 @@ async fn ten_concurrent_jobs_all_succeed() {
         assert_eq!(r["status"], "completed", "job {i}: {r}");
         assert_eq!(r["stdout"], format!("{}\n", i * i));
     }
-    let ids: std::collections::HashSet<_> = node.containers().await.into_iter().collect();
+    let ids = node.leftover_containers().await;
     assert!(ids.is_empty(), "containers left: {ids:?}");
 }
 

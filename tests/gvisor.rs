@@ -26,5 +26,5 @@ async fn a_deployment_on_runsc_runs_jobs_inside_gvisor() {
         .run(json!({"language": "python", "code": "while True: pass", "timeout": 1}))
         .await;
     assert_eq!(r["status"], "time_limit_exceeded");
-    assert!(node.containers().await.is_empty());
+    assert!(node.leftover_containers().await.is_empty());
 }

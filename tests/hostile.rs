@@ -16,7 +16,7 @@ async fn attack(node: &TestNode, request: Value) -> Value {
     );
     assert_eq!(next["stdout"], "next\n");
     assert!(
-        node.containers().await.is_empty(),
+        node.leftover_containers().await.is_empty(),
         "nothing of the attack is left"
     );
     record

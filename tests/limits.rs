@@ -23,7 +23,7 @@ async fn an_infinite_loop_is_time_limit_exceeded_within_timeout_plus_2s() {
     );
     assert!(r["duration_ms"].as_u64().unwrap() >= 2000);
     assert!(
-        node.containers().await.is_empty(),
+        node.leftover_containers().await.is_empty(),
         "the killed container is removed"
     );
 }
@@ -77,7 +77,7 @@ async fn a_fork_bomb_hits_the_pids_limit_and_the_next_job_succeeds() {
     let next = node.python("print('still here')").await;
     assert_eq!(next["status"], "completed");
     assert_eq!(next["stdout"], "still here\n");
-    assert!(node.containers().await.is_empty());
+    assert!(node.leftover_containers().await.is_empty());
 }
 
 #[tokio::test]
@@ -100,7 +100,7 @@ async fn printing_forever_is_output_limit_exceeded_with_exactly_the_cap() {
     assert_eq!(r["stdout_truncated"], true);
     assert_eq!(r["stderr_truncated"], false);
     assert_eq!(r["stdout"].as_str().unwrap().len(), 64 * 1024);
-    assert!(node.containers().await.is_empty());
+    assert!(node.leftover_containers().await.is_empty());
 }
 
 #[tokio::test]

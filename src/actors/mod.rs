@@ -48,6 +48,9 @@ pub struct WorkerContext {
     pub node: Arc<NodeContext>,
     pub sandbox: Sandbox,
     pub running: DashMap<Uuid, oneshot::Sender<Stop>>,
+    /// The container of each job running here: a pooled one carries no execution label, so
+    /// this is how a dead worker's container is found.
+    pub containers: DashMap<Uuid, String>,
 }
 
 /// Why a running job's container is killed.
@@ -65,6 +68,17 @@ impl WorkerContext {
         self.running
             .remove(id)
             .is_some_and(|(_, kill)| kill.send(Stop::Cancel).is_ok())
+    }
+
+    /// Removes the container of a job whose worker died, wherever it is in its life.
+    pub async fn remove_container_of(&self, execution: &Uuid) {
+        if let Some((_, id)) = self.containers.remove(execution) {
+            self.sandbox.remove(&id).await;
+        }
+        // Created but not yet handed over: found by its label.
+        if let Err(e) = self.sandbox.remove_execution(&execution.to_string()).await {
+            tracing::warn!(%execution, error = %e, "could not remove a dead worker's container");
+        }
     }
 
     /// Stops every job running here and hands each back to the queue; returns how many.

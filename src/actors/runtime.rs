@@ -1,28 +1,66 @@
-//! RuntimeActor: one per language. It owns the language's image and hands out fresh,
-//! hardened containers; Docker calls run in spawned tasks so that one slow create never holds
-//! up the next request.
+//! RuntimeActor: one per language. It owns the language's image and hands out containers: a
+//! warm one from its pool when one fits the job, else a fresh one. Docker calls run in spawned
+//! tasks so that one slow create never holds up the next request.
+//!
+//! The pool holds containers created with the language's default limits, attached and
+//! started, their bootstrap waiting on stdin. Each serves one job and is then removed. The pool
+//! refills as it is used; a job that finds it empty raises its size (up to max), and a quiet
+//! spell lowers it again (down to min). A job whose container would differ from the pool's
+//! (other limits, arguments) gets a container of its own.
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use bollard::models::ContainerCreateBody;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::metrics::MetricsMsg;
 use super::{names, WorkerContext};
+use crate::config::PoolRange;
 use crate::languages::Language;
-use crate::model::Job;
-use crate::sandbox::SandboxError;
+use crate::model::{ExecuteRequest, Job};
+use crate::sandbox::{Attached, Container, Sandbox, SandboxError};
+
+/// How often the pool checks whether it may shrink, and how long without an empty-pool miss
+/// that takes.
+const SHRINK_CHECK: Duration = Duration::from_secs(10);
+const QUIET: Duration = Duration::from_secs(30);
 
 pub enum RuntimeMsg {
-    /// A new container (created, not started) for this job.
-    Acquire(Box<Job>, RpcReplyPort<Result<String, SandboxError>>),
+    /// A container for this job.
+    Acquire(Box<Job>, RpcReplyPort<Result<Container, SandboxError>>),
     /// The Supervisor's health check.
     Ping(RpcReplyPort<()>),
+    /// Ids of the containers the pool holds or is starting.
+    Pooled(RpcReplyPort<Vec<String>>),
+    /// A pool container was created and is being started.
+    Warming(String),
+    /// A pool container is ready (or could not be made).
+    Warmed(Result<Attached, SandboxError>),
+    /// Time to see whether the pool may shrink.
+    Shrink,
 }
 
 pub struct RuntimeActor;
 
 pub struct RuntimeState {
     ctx: Arc<WorkerContext>,
+    language: Language,
+    pool: Pool,
+}
+
+struct Pool {
+    /// What a pooled container looks like; a job fits when its own container would be equal.
+    body: ContainerCreateBody,
+    range: PoolRange,
+    target: usize,
+    ready: VecDeque<Attached>,
+    /// Created, being attached and started.
+    warming: HashSet<String>,
+    /// Warm-ups asked for and not yet back.
+    in_flight: usize,
+    last_miss: Instant,
 }
 
 impl Actor for RuntimeActor {
@@ -32,40 +70,171 @@ impl Actor for RuntimeActor {
 
     async fn pre_start(
         &self,
-        _: ActorRef<RuntimeMsg>,
+        myself: ActorRef<RuntimeMsg>,
         (ctx, language): Self::Arguments,
     ) -> Result<RuntimeState, ActorProcessingErr> {
         // A missing image is a setup problem: fail loudly at start, not on the first job.
         ctx.sandbox.check_image(&language.image).await?;
-        // Containers are created per job on Acquire, so none is held ready: the pool is empty.
-        if let Some(metrics) = super::lookup::<MetricsMsg>(&names::metrics(ctx.node.node_id())) {
-            let _ = metrics.cast(MetricsMsg::PoolSize {
-                language: language.name.clone(),
-                size: 0,
-            });
+        let config = &ctx.node.config;
+        // The job a request naming nothing but the language becomes: the pool's shape.
+        let typical = ExecuteRequest::new(&language.name, "-")
+            .validate(&ctx.node.languages, &config.limits)?;
+        let range = config.pool.range(&language.name);
+        let pool = Pool {
+            body: ctx.sandbox.body(&typical, None),
+            range,
+            target: range.min,
+            ready: VecDeque::new(),
+            warming: HashSet::new(),
+            in_flight: 0,
+            last_miss: Instant::now(),
+        };
+        myself.send_interval(SHRINK_CHECK, || RuntimeMsg::Shrink);
+        let mut state = RuntimeState {
+            ctx,
+            language,
+            pool,
+        };
+        state.refill(&myself);
+        state.report();
+        Ok(state)
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<RuntimeMsg>,
+        state: &mut RuntimeState,
+    ) -> Result<(), ActorProcessingErr> {
+        for id in state.pool.ids() {
+            state.ctx.sandbox.remove_later(id);
         }
-        Ok(RuntimeState { ctx })
+        Ok(())
     }
 
     async fn handle(
         &self,
-        _: ActorRef<RuntimeMsg>,
+        myself: ActorRef<RuntimeMsg>,
         msg: RuntimeMsg,
         state: &mut RuntimeState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             RuntimeMsg::Ping(reply) => drop(reply.send(())),
+            RuntimeMsg::Pooled(reply) => drop(reply.send(state.pool.ids())),
             RuntimeMsg::Acquire(job, reply) => {
-                let sandbox = state.ctx.sandbox.clone();
-                tokio::spawn(async move {
-                    let created = sandbox.create(&job).await;
-                    // The worker that asked is gone: its container must not outlive it.
-                    if let Err(ractor::MessagingErr::SendErr(Ok(id))) = reply.send(created) {
-                        sandbox.remove(&id).await;
+                match state.take_warm(&job) {
+                    Some(warm) => hand_over(&state.ctx.sandbox, Container::Warm(warm), reply),
+                    None => state.create_cold(job, reply),
+                }
+                state.refill(&myself);
+            }
+            RuntimeMsg::Warming(id) => {
+                state.pool.warming.insert(id);
+            }
+            RuntimeMsg::Warmed(warmed) => {
+                state.pool.in_flight -= 1;
+                match warmed {
+                    Ok(warm) => {
+                        state.pool.warming.remove(&warm.id);
+                        state.pool.ready.push_back(warm);
                     }
-                });
+                    Err(e) => {
+                        tracing::warn!(language = %state.language.name, error = %e, "could not start a pool container");
+                    }
+                }
+            }
+            RuntimeMsg::Shrink => state.shrink(),
+        }
+        state.report();
+        Ok(())
+    }
+}
+
+impl RuntimeState {
+    /// A live pooled container, if the job fits the pool. An empty pool raises its target.
+    fn take_warm(&mut self, job: &Job) -> Option<Attached> {
+        let pool = &mut self.pool;
+        if pool.range.max == 0 || self.ctx.sandbox.body(job, None) != pool.body {
+            return None;
+        }
+        while let Some(mut warm) = pool.ready.pop_front() {
+            if warm.alive() {
+                return Some(warm);
+            }
+            tracing::warn!(container = %warm.id, "a pool container died while it waited; discarding it");
+            self.ctx.sandbox.remove_later(warm.id);
+        }
+        pool.target = (pool.target + 1).min(pool.range.max);
+        pool.last_miss = Instant::now();
+        None
+    }
+
+    fn create_cold(&self, job: Box<Job>, reply: RpcReplyPort<Result<Container, SandboxError>>) {
+        let sandbox = self.ctx.sandbox.clone();
+        tokio::spawn(async move {
+            match sandbox.create(&job).await {
+                Ok(id) => hand_over(&sandbox, Container::Cold(id), reply),
+                Err(e) => drop(reply.send(Err(e))),
+            }
+        });
+    }
+
+    /// Starts warm-ups until ready + starting reaches the target.
+    fn refill(&mut self, myself: &ActorRef<RuntimeMsg>) {
+        let pool = &mut self.pool;
+        while pool.ready.len() + pool.in_flight < pool.target {
+            pool.in_flight += 1;
+            let (sandbox, body, myself) = (self.ctx.sandbox.clone(), pool.body.clone(), myself.clone());
+            tokio::spawn(async move {
+                let warmed = sandbox
+                    .warm(body, |id| drop(myself.cast(RuntimeMsg::Warming(id.to_string()))))
+                    .await;
+                let _ = myself.cast(RuntimeMsg::Warmed(warmed));
+            });
+        }
+    }
+
+    /// After a quiet spell, one step down towards min; surplus ready containers go.
+    fn shrink(&mut self) {
+        let pool = &mut self.pool;
+        if pool.target > pool.range.min && pool.last_miss.elapsed() >= QUIET {
+            pool.target -= 1;
+            pool.last_miss = Instant::now();
+        }
+        while pool.ready.len() > pool.target {
+            if let Some(warm) = pool.ready.pop_back() {
+                self.ctx.sandbox.remove_later(warm.id);
             }
         }
-        Ok(())
+    }
+
+    fn report(&self) {
+        if let Some(metrics) = super::lookup::<MetricsMsg>(&names::metrics(self.ctx.node.node_id())) {
+            let _ = metrics.cast(MetricsMsg::PoolSize {
+                language: self.language.name.clone(),
+                size: self.pool.ready.len(),
+            });
+        }
+    }
+}
+
+impl Pool {
+    fn ids(&self) -> Vec<String> {
+        self.ready
+            .iter()
+            .map(|w| w.id.clone())
+            .chain(self.warming.iter().cloned())
+            .collect()
+    }
+}
+
+/// Gives the container to the worker that asked. That worker may be gone: then its container
+/// must not outlive it.
+fn hand_over(
+    sandbox: &Sandbox,
+    container: Container,
+    reply: RpcReplyPort<Result<Container, SandboxError>>,
+) {
+    if let Err(ractor::MessagingErr::SendErr(Ok(container))) = reply.send(Ok(container)) {
+        sandbox.remove_later(container.id().to_string());
     }
 }

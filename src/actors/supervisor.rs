@@ -371,11 +371,7 @@ impl SupervisorState {
         {
             let ctx = ctx.clone();
             ctx.running.remove(&execution);
-            tokio::spawn(async move {
-                if let Err(e) = ctx.sandbox.remove_execution(&execution.to_string()).await {
-                    tracing::warn!(%execution, error = %e, "could not remove a dead worker's container");
-                }
-            });
+            tokio::spawn(async move { ctx.remove_container_of(&execution).await });
         }
         Some(child)
     }

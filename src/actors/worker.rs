@@ -277,7 +277,10 @@ async fn execute(
             Err(_) => std::future::pending::<()>().await,
         }
     };
-    let executed = ctx.sandbox.execute(&container, job, stopped).await;
+    ctx.containers
+        .insert(job.execution_id, container.id().to_string());
+    let executed = ctx.sandbox.execute(container, job, stopped).await;
+    ctx.containers.remove(&job.execution_id);
     if why.get() == Some(&Stop::HandBack) {
         return None;
     }

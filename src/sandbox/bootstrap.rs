@@ -56,6 +56,8 @@ pub struct Report {
     pub exit_code: i64,
     pub memory_peak_bytes: Option<u64>,
     pub cpu_time: Option<Duration>,
+    /// Processes the kernel's OOM killer ended in the container.
+    pub oom_kills: Option<u64>,
 }
 
 /// Finds the report for `nonce` at the end of `stderr`, removes it, and parses it.
@@ -75,11 +77,13 @@ pub fn take_report(stderr: &mut Vec<u8>, nonce: &str) -> Option<Report> {
     };
     let memory_peak_bytes = measure()?;
     let cpu_ns = measure()?;
+    let oom_kills = measure()?;
     stderr.truncate(start);
     Some(Report {
         exit_code,
         memory_peak_bytes,
         cpu_time: cpu_ns.map(Duration::from_nanos),
+        oom_kills,
     })
 }
 
@@ -252,21 +256,25 @@ mod tests {
 
     #[test]
     fn report_is_taken_from_the_end_of_stderr() {
-        let mut stderr = b"oops\n\x1eabc 3 1024 2000000\n".to_vec();
+        let mut stderr = b"oops\n\x1eabc 3 1024 2000000 1\n".to_vec();
         let report = take_report(&mut stderr, "abc").unwrap();
         assert_eq!(stderr, b"oops\n");
         assert_eq!(report.exit_code, 3);
         assert_eq!(report.memory_peak_bytes, Some(1024));
         assert_eq!(report.cpu_time, Some(Duration::from_millis(2)));
-        let mut gvisor = b"\x1eabc 0 - -\n".to_vec();
+        assert_eq!(report.oom_kills, Some(1));
+        let mut gvisor = b"\x1eabc 0 - - -\n".to_vec();
         let report = take_report(&mut gvisor, "abc").unwrap();
-        assert_eq!((report.memory_peak_bytes, report.cpu_time), (None, None));
+        assert_eq!(
+            (report.memory_peak_bytes, report.cpu_time, report.oom_kills),
+            (None, None, None)
+        );
     }
 
     #[test]
     fn a_forged_report_with_the_wrong_nonce_is_ignored() {
-        let mut stderr = b"\x1eguess 0 1 1\n".to_vec();
+        let mut stderr = b"\x1eguess 0 1 1 0\n".to_vec();
         assert_eq!(take_report(&mut stderr, "abc"), None);
-        assert_eq!(stderr, b"\x1eguess 0 1 1\n");
+        assert_eq!(stderr, b"\x1eguess 0 1 1 0\n");
     }
 }

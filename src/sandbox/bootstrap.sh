@@ -63,5 +63,14 @@ cpu_ns
 peak=-
 { read -r peak < /sys/fs/cgroup/memory/memory.max_usage_in_bytes; } 2>/dev/null \
   || { read -r peak < /sys/fs/cgroup/memory.peak; } 2>/dev/null
-printf '\036%s %s %s %s\n' "$nonce" "$code" "$peak" "$cpu" >&2
+# Kills by the kernel's OOM killer in this container (any process of the job), so that the
+# node need not ask Docker.
+oom=-
+{ while read -r key value; do
+    [ "$key" = oom_kill ] && oom=$value
+  done < /sys/fs/cgroup/memory/memory.oom_control; } 2>/dev/null \
+  || { while read -r key value; do
+    [ "$key" = oom_kill ] && oom=$value
+  done < /sys/fs/cgroup/memory.events; } 2>/dev/null
+printf '\036%s %s %s %s %s\n' "$nonce" "$code" "$peak" "$cpu" "$oom" >&2
 exit "$code"

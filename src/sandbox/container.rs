@@ -1,4 +1,5 @@
-//! The hardened container every job runs in. One container per job, never reused.
+//! The hardened container every job runs in. One container per job, never reused: a pooled
+//! container is one created before its job arrived, not one shared between jobs.
 
 use std::collections::HashMap;
 
@@ -10,6 +11,8 @@ use crate::languages::Language;
 
 pub const LABEL_EXECUTION: &str = "codebeaker.execution_id";
 pub const LABEL_NODE: &str = "codebeaker.node";
+/// On containers created ahead of their job, for the pool of a language.
+pub const LABEL_POOL: &str = "codebeaker.pool";
 pub const WORK_DIR: &str = "/work";
 /// The runtime name gVisor is registered under.
 pub const GVISOR: &str = "runsc";
@@ -23,7 +26,8 @@ const ENV: &[&str] = &[
 ];
 
 pub struct Spec<'a> {
-    pub execution_id: String,
+    /// `None` for a container created ahead of its job (labelled with its pool instead).
+    pub execution_id: Option<String>,
     pub node_id: &'a str,
     pub language: &'a Language,
     /// The program's arguments, after the language's run command.
@@ -43,10 +47,11 @@ impl Spec<'_> {
         ];
         cmd.extend(self.language.run.iter().cloned());
         cmd.extend(self.args.iter().cloned());
-        let labels = HashMap::from([
-            (LABEL_EXECUTION.to_string(), self.execution_id.clone()),
-            (LABEL_NODE.to_string(), self.node_id.to_string()),
-        ]);
+        let owner = match &self.execution_id {
+            Some(id) => (LABEL_EXECUTION.to_string(), id.clone()),
+            None => (LABEL_POOL.to_string(), self.language.name.clone()),
+        };
+        let labels = HashMap::from([owner, (LABEL_NODE.to_string(), self.node_id.to_string())]);
         ContainerCreateBody {
             image: Some(self.language.image.clone()),
             // Not the container id, which would tell the job where it runs.
@@ -139,7 +144,7 @@ mod tests {
         .unwrap();
         let args = vec!["-v".to_string()];
         let body = Spec {
-            execution_id: "e1".into(),
+            execution_id: Some("e1".into()),
             node_id: "n1",
             language: python,
             args: &args,

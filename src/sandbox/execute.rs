@@ -1,11 +1,13 @@
-//! One execution in a created container: attach, start, feed stdin, capture output under the
-//! wall-clock deadline, collect how it ended, and remove the container on every path.
+//! One execution in its container: attach and start (unless the container was started ahead
+//! of the job), feed stdin, capture output under the wall-clock deadline, collect how it
+//! ended, and remove the container on every path.
 
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use bollard::container::{AttachContainerResults, LogOutput};
 use bollard::query_parameters::{AttachContainerOptionsBuilder, WaitContainerOptionsBuilder};
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::bootstrap::{self, CompileReport, Report};
@@ -24,6 +26,39 @@ pub enum Ending {
     OutputLimit,
     /// A client cancelled the job; the node killed the container.
     Cancelled,
+}
+
+type Output = Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
+type Input = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// A started container whose bootstrap waits on stdin, with both ends of its attach stream.
+pub struct Attached {
+    pub id: String,
+    output: Output,
+    input: Input,
+}
+
+impl Attached {
+    /// False when the container died while it waited (its output ended), or printed
+    /// something, which a waiting bootstrap never does: it must not get a job.
+    pub fn alive(&mut self) -> bool {
+        self.output.next().now_or_never().is_none()
+    }
+}
+
+/// The container a job runs in: created for it, or started ahead of it (from a pool).
+pub enum Container {
+    Cold(String),
+    Warm(Attached),
+}
+
+impl Container {
+    pub fn id(&self) -> &str {
+        match self {
+            Container::Cold(id) => id,
+            Container::Warm(attached) => &attached.id,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -46,25 +81,31 @@ pub struct Outcome {
 }
 
 impl Sandbox {
-    /// Runs `job` in the created container `id`, then removes the container whatever happened.
-    /// The job is killed early if `cancel` completes.
+    /// Runs `job` in its container, then removes the container whatever happened (in the
+    /// background: the answer does not wait for it). The job is killed early if `cancel`
+    /// completes.
     pub async fn execute(
         &self,
-        id: &str,
+        container: Container,
         job: &Job,
         cancel: impl std::future::Future<Output = ()>,
     ) -> Result<Outcome, SandboxError> {
-        let result = self.drive(id, job, cancel).await;
-        self.remove(id).await;
+        let id = container.id().to_string();
+        let result = async {
+            let attached = match container {
+                Container::Cold(id) => self.attach_and_start(&id).await?,
+                Container::Warm(attached) => attached,
+            };
+            self.drive(attached, job, cancel).await
+        }
+        .await;
+        self.remove_later(id);
         result
     }
 
-    async fn drive(
-        &self,
-        id: &str,
-        job: &Job,
-        cancel: impl std::future::Future<Output = ()>,
-    ) -> Result<Outcome, SandboxError> {
+    /// Attaches to a created container, then starts it (attached first, so that no early
+    /// output is missed).
+    pub async fn attach_and_start(&self, id: &str) -> Result<Attached, SandboxError> {
         let docker = self.docker();
         let attach = AttachContainerOptionsBuilder::default()
             .stream(true)
@@ -72,7 +113,6 @@ impl Sandbox {
             .stdout(true)
             .stderr(true)
             .build();
-        // Attach before start so that no early output is missed.
         let AttachContainerResults { output, input } = docker
             .attach_container(id, Some(attach))
             .await
@@ -81,6 +121,21 @@ impl Sandbox {
             .start_container(id, None)
             .await
             .map_err(SandboxError::docker("start container"))?;
+        Ok(Attached {
+            id: id.to_string(),
+            output,
+            input,
+        })
+    }
+
+    async fn drive(
+        &self,
+        attached: Attached,
+        job: &Job,
+        cancel: impl std::future::Future<Output = ()>,
+    ) -> Result<Outcome, SandboxError> {
+        let Attached { id, output, input } = attached;
+        let id = id.as_str();
         let nonce = format!("{:016x}", rand::random::<u64>());
         let header = bootstrap::Header {
             nonce: &nonce,
@@ -110,14 +165,10 @@ impl Sandbox {
             _ = cancel => Ending::Cancelled,
         };
         let duration = clock.run_started.elapsed();
-        let (container_exit, oom_killed) = match ending {
-            Ending::Exited => self.exit_state(id).await?,
+        if ending != Ending::Exited {
             // Kill now rather than let the job run on while we tidy up.
-            Ending::TimedOut | Ending::OutputLimit | Ending::Cancelled => {
-                self.remove(id).await;
-                (None, false)
-            }
-        };
+            self.remove(id).await;
+        }
         let compile_timed_out = ending == Ending::TimedOut && capture.compiling();
         let Capture {
             stdout,
@@ -127,6 +178,14 @@ impl Sandbox {
         } = capture;
         let report = bootstrap::take_report(&mut stderr.bytes, &nonce);
         stderr.limit_to(cap);
+        // The report says whether the OOM killer fired; only without it is Docker asked.
+        let (container_exit, oom_killed) = match (ending, report) {
+            (Ending::Exited, Some(Report { oom_kills: Some(n), exit_code, .. })) => {
+                (Some(exit_code), n > 0)
+            }
+            (Ending::Exited, _) => self.exit_state(id).await?,
+            _ => (None, false),
+        };
         Ok(Outcome {
             ending,
             container_exit,

@@ -19,11 +19,13 @@ use std::sync::Arc;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
 };
+use bollard::models::ContainerCreateBody;
 use bollard::Docker;
 
 use crate::config::DockerConfig;
 use crate::model::Job;
 use container::{Spec, LABEL_EXECUTION, LABEL_NODE};
+pub use execute::{Attached, Container};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -95,29 +97,56 @@ impl Sandbox {
 
     /// Creates (does not start) the container for `job`.
     pub async fn create(&self, job: &Job) -> Result<String, SandboxError> {
-        let spec = Spec {
-            execution_id: job.execution_id.to_string(),
+        let body = self.body(job, Some(job.execution_id.to_string()));
+        // A redelivered job gets a container of its own beside any its earlier attempt left.
+        let name = format!("codebeaker-{}-{:04x}", job.execution_id, rand::random::<u16>());
+        self.create_named(&name, body).await
+    }
+
+    /// The container `job` needs. With no execution id: as a pooled container would be, so
+    /// that `body(job, None) == pool's body` says a pooled container fits the job.
+    pub fn body(&self, job: &Job, execution_id: Option<String>) -> ContainerCreateBody {
+        Spec {
+            execution_id,
             node_id: &self.node_id,
             language: &job.language,
             args: &job.args,
             limits: &job.limits,
             user: &self.config.user,
-            runtime: job
-                .language
-                .runtime
-                .as_deref()
-                .or(self.config.runtime.as_deref()),
-        };
-        // A redelivered job gets a container of its own beside any its earlier attempt left.
-        let name = format!(
-            "codebeaker-{}-{:04x}",
-            job.execution_id,
-            rand::random::<u16>()
-        );
-        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+            runtime: self.runtime_for(job),
+        }
+        .build()
+    }
+
+    /// Creates, attaches and starts a container ahead of its job, from a body made by
+    /// [`Sandbox::body`] with no execution id. Its bootstrap then waits on stdin. `created`
+    /// learns the id as soon as the container exists.
+    pub async fn warm(
+        &self,
+        body: ContainerCreateBody,
+        created: impl FnOnce(&str),
+    ) -> Result<Attached, SandboxError> {
+        let name = format!("codebeaker-pool-{:08x}", rand::random::<u32>());
+        let id = self.create_named(&name, body).await?;
+        created(&id);
+        match self.attach_and_start(&id).await {
+            Ok(attached) => Ok(attached),
+            Err(e) => {
+                self.remove(&id).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn create_named(
+        &self,
+        name: &str,
+        body: ContainerCreateBody,
+    ) -> Result<String, SandboxError> {
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
         let created = self
             .docker
-            .create_container(Some(options), spec.build())
+            .create_container(Some(options), body)
             .await
             .map_err(SandboxError::docker("create container"))?;
         Ok(created.id)
@@ -145,6 +174,12 @@ impl Sandbox {
             }) => {}
             Err(e) => tracing::warn!(container = id, error = %e, "could not remove container"),
         }
+    }
+
+    /// Removes a container in the background: nobody waits for it.
+    pub fn remove_later(&self, id: String) {
+        let sandbox = self.clone();
+        tokio::spawn(async move { sandbox.remove(&id).await });
     }
 
     /// Removes every container of this node: at start-up (what a previous run left behind)

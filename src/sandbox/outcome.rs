@@ -150,6 +150,7 @@ mod tests {
                 exit_code,
                 memory_peak_bytes: Some(1),
                 cpu_time: Some(Duration::ZERO),
+                oom_kills: Some(0),
             }),
             stdout: Capped::new(4),
             stderr: Capped::new(4),

@@ -4,7 +4,11 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use codebeaker::config::Config;
+use codebeaker::actors::runtime::RuntimeMsg;
+use codebeaker::actors::{lookup, names};
+use codebeaker::config::{Config, PoolConfig, PoolRange};
+use codebeaker::languages::Languages;
+use ractor::rpc::CallResult;
 use codebeaker::node::{Node, Role};
 use codebeaker::sandbox::container::LABEL_NODE;
 use codebeaker::sandbox::Sandbox;
@@ -187,6 +191,16 @@ pub fn test_config(workers: usize) -> Config {
     config.docker.runtime = std::env::var("CODEBEAKER_TEST_RUNTIME")
         .ok()
         .filter(|r| !r.is_empty());
+    // Cold containers, so that tests can count a node's containers; CODEBEAKER_TEST_POOL=1
+    // runs python jobs in pooled ones (the hostile catalogue's second pass).
+    config.pool = PoolConfig {
+        min: 0,
+        max: 0,
+        languages: match std::env::var("CODEBEAKER_TEST_POOL").as_deref() {
+            Ok("1") => [("python".to_string(), PoolRange { min: 1, max: 2 })].into(),
+            _ => Default::default(),
+        },
+    };
     // Tests poll fast and submit hundreds of jobs from one address.
     config.api.rate_per_second = 1e6;
     config.api.burst = 1_000_000;
@@ -309,15 +323,43 @@ impl TestNode {
         (response.status().as_u16(), response.text().await.unwrap())
     }
 
-    /// Ids of this node's containers that still exist, running or not.
+    /// Ids of this node's job containers that still exist, running or not: every container
+    /// with the node's label except those its pools hold ready for a job.
     pub async fn containers(&self) -> Vec<String> {
         let sandbox = Sandbox::connect(self.node().node_id(), &Default::default())
             .await
             .unwrap();
-        sandbox
+        let listed = sandbox
             .list_labelled(LABEL_NODE, self.node().node_id())
             .await
-            .unwrap()
+            .unwrap();
+        // Asked after listing: a container listed as pooled was pooled when listed.
+        let pooled = self.pooled().await;
+        listed.into_iter().filter(|id| !pooled.contains(id)).collect()
+    }
+
+    /// The job containers still there once background removals had their moment (5 s).
+    pub async fn leftover_containers(&self) -> Vec<String> {
+        eventually(Duration::from_secs(5), || async {
+            self.containers().await.is_empty()
+        })
+        .await;
+        self.containers().await
+    }
+
+    /// Containers the node's pools hold ready or are starting.
+    pub async fn pooled(&self) -> std::collections::HashSet<String> {
+        let mut pooled = std::collections::HashSet::new();
+        let node = self.node().node_id();
+        for language in Languages::load(None).unwrap().names() {
+            let name = names::runtime(node, language);
+            if let Some(runtime) = lookup::<RuntimeMsg>(&name) {
+                if let Ok(CallResult::Success(ids)) = runtime.call(RuntimeMsg::Pooled, None).await {
+                    pooled.extend(ids);
+                }
+            }
+        }
+        pooled
     }
 }
 
