@@ -183,10 +183,13 @@ impl RuntimeState {
         let pool = &mut self.pool;
         while pool.ready.len() + pool.in_flight < pool.target {
             pool.in_flight += 1;
-            let (sandbox, body, myself) = (self.ctx.sandbox.clone(), pool.body.clone(), myself.clone());
+            let (sandbox, body, myself) =
+                (self.ctx.sandbox.clone(), pool.body.clone(), myself.clone());
             tokio::spawn(async move {
                 let warmed = sandbox
-                    .warm(body, |id| drop(myself.cast(RuntimeMsg::Warming(id.to_string()))))
+                    .warm(body, |id| {
+                        drop(myself.cast(RuntimeMsg::Warming(id.to_string())))
+                    })
                     .await;
                 let _ = myself.cast(RuntimeMsg::Warmed(warmed));
             });
@@ -208,7 +211,8 @@ impl RuntimeState {
     }
 
     fn report(&self) {
-        if let Some(metrics) = super::lookup::<MetricsMsg>(&names::metrics(self.ctx.node.node_id())) {
+        if let Some(metrics) = super::lookup::<MetricsMsg>(&names::metrics(self.ctx.node.node_id()))
+        {
             let _ = metrics.cast(MetricsMsg::PoolSize {
                 language: self.language.name.clone(),
                 size: self.pool.ready.len(),

@@ -180,9 +180,14 @@ impl Sandbox {
         stderr.limit_to(cap);
         // The report says whether the OOM killer fired; only without it is Docker asked.
         let (container_exit, oom_killed) = match (ending, report) {
-            (Ending::Exited, Some(Report { oom_kills: Some(n), exit_code, .. })) => {
-                (Some(exit_code), n > 0)
-            }
+            (
+                Ending::Exited,
+                Some(Report {
+                    oom_kills: Some(n),
+                    exit_code,
+                    ..
+                }),
+            ) => (Some(exit_code), n > 0),
             (Ending::Exited, _) => self.exit_state(id).await?,
             _ => (None, false),
         };

@@ -16,10 +16,10 @@ pub mod output;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
 };
-use bollard::models::ContainerCreateBody;
 use bollard::Docker;
 
 use crate::config::DockerConfig;
@@ -99,7 +99,11 @@ impl Sandbox {
     pub async fn create(&self, job: &Job) -> Result<String, SandboxError> {
         let body = self.body(job, Some(job.execution_id.to_string()));
         // A redelivered job gets a container of its own beside any its earlier attempt left.
-        let name = format!("codebeaker-{}-{:04x}", job.execution_id, rand::random::<u16>());
+        let name = format!(
+            "codebeaker-{}-{:04x}",
+            job.execution_id,
+            rand::random::<u16>()
+        );
         self.create_named(&name, body).await
     }
 
@@ -168,10 +172,17 @@ impl Sandbox {
             | Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => {}
-            // 409: removal already in progress elsewhere; the engine finishes it.
+            // 409: a removal is already under way elsewhere; gone means gone, so wait for it.
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 409, ..
-            }) => {}
+            }) => {
+                for _ in 0..100 {
+                    if self.docker.inspect_container(id, None).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
             Err(e) => tracing::warn!(container = id, error = %e, "could not remove container"),
         }
     }

@@ -8,10 +8,10 @@ use codebeaker::actors::runtime::RuntimeMsg;
 use codebeaker::actors::{lookup, names};
 use codebeaker::config::{Config, PoolConfig, PoolRange};
 use codebeaker::languages::Languages;
-use ractor::rpc::CallResult;
 use codebeaker::node::{Node, Role};
 use codebeaker::sandbox::container::LABEL_NODE;
 use codebeaker::sandbox::Sandbox;
+use ractor::rpc::CallResult;
 use serde_json::{json, Value};
 
 /// A real nats-server with JetStream on a free loopback port and its own data dir; killed when
@@ -335,7 +335,10 @@ impl TestNode {
             .unwrap();
         // Asked after listing: a container listed as pooled was pooled when listed.
         let pooled = self.pooled().await;
-        listed.into_iter().filter(|id| !pooled.contains(id)).collect()
+        listed
+            .into_iter()
+            .filter(|id| !pooled.contains(id))
+            .collect()
     }
 
     /// The job containers still there once background removals had their moment (5 s).
