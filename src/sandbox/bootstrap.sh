@@ -72,5 +72,8 @@ oom=-
   || { while read -r key value; do
     [ "$key" = oom_kill ] && oom=$value
   done < /sys/fs/cgroup/memory.events; } 2>/dev/null
+# Last on each stream: once the node has both, it has everything and need not wait for the
+# container to stop.
+printf '\036%s\n' "$nonce"
 printf '\036%s %s %s %s %s\n' "$nonce" "$code" "$peak" "$cpu" "$oom" >&2
 exit "$code"

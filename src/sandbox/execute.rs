@@ -170,6 +170,7 @@ impl Sandbox {
             self.remove(id).await;
         }
         let compile_timed_out = ending == Ending::TimedOut && capture.compiling();
+        capture.strip_stdout_end();
         let Capture {
             stdout,
             mut stderr,
@@ -296,6 +297,8 @@ async fn pump(
         match event {
             Event::Overflow => return Ok(Ending::OutputLimit),
             Event::Compiled => clock.program_started(),
+            // Done without waiting for the container to stop (tens of milliseconds).
+            Event::More if capture.complete() => return Ok(Ending::Exited),
             Event::More => {}
         }
     }

@@ -10,6 +10,10 @@ pub struct Capture {
     /// Still waiting for the compile block (compiled languages only).
     compile: Option<CompileParser>,
     pub compiled: Option<CompileReport>,
+    /// What the bootstrap writes last on stdout, and on stderr before its report.
+    stdout_end: Vec<u8>,
+    report_start: Vec<u8>,
+    stdout_ended: bool,
 }
 
 /// What a chunk of output changed.
@@ -30,7 +34,20 @@ impl Capture {
             stderr: Capped::new(cap + REPORT_ROOM),
             compile: compiles.then(|| CompileParser::new(nonce)),
             compiled: None,
+            stdout_end: format!("\x1e{nonce}\n").into_bytes(),
+            report_start: format!("\x1e{nonce} ").into_bytes(),
+            stdout_ended: false,
         }
+    }
+
+    /// Both streams carry the bootstrap's last words: all output is in, the job is over.
+    pub fn complete(&self) -> bool {
+        let stderr = &self.stderr.bytes;
+        self.stdout_ended
+            && stderr.ends_with(b"\n")
+            && stderr[stderr.len().saturating_sub(REPORT_ROOM)..]
+                .windows(self.report_start.len())
+                .any(|w| w == self.report_start.as_slice())
     }
 
     /// True until the compile step has reported (never true for interpreted languages).
@@ -38,7 +55,25 @@ impl Capture {
         self.compile.is_some()
     }
 
+    /// Drops the end marker from stdout if it arrived split across chunks (then the stream's
+    /// end, not the marker, ended the job).
+    pub fn strip_stdout_end(&mut self) {
+        if !self.stdout_ended && self.stdout.bytes.ends_with(&self.stdout_end) {
+            let len = self.stdout.bytes.len() - self.stdout_end.len();
+            self.stdout.bytes.truncate(len);
+            self.stdout_ended = true;
+        }
+    }
+
     pub fn stdout(&mut self, chunk: &[u8]) -> Event {
+        // The end marker comes in one write; it is not the job's output.
+        let chunk = match chunk.strip_suffix(self.stdout_end.as_slice()) {
+            Some(output) => {
+                self.stdout_ended = true;
+                output
+            }
+            None => chunk,
+        };
         overflow_or(self.stdout.push(chunk), Event::More)
     }
 
@@ -149,6 +184,39 @@ mod tests {
         let (text, exact) = c.text();
         assert_eq!(text, "ok\0\u{fffd}\u{fffd}");
         assert_eq!(exact.as_deref(), Some("b2sA//4="));
+    }
+
+    #[test]
+    fn the_bootstraps_last_words_on_both_streams_complete_the_capture() {
+        let mut c = Capture::new(64, "n0", false);
+        c.stdout(b"hello\n");
+        c.stderr(b"warning\n");
+        assert!(!c.complete());
+        c.stdout(b"bye\n\x1en0\n");
+        assert_eq!(c.stdout.bytes, b"hello\nbye\n", "the marker is not output");
+        assert!(!c.complete(), "the report has not come yet");
+        c.stderr(b"\x1en0 0 1024 5 0");
+        assert!(!c.complete(), "a report is whole only with its newline");
+        c.stderr(b"\n");
+        assert!(c.complete());
+    }
+
+    #[test]
+    fn a_forged_marker_without_the_nonce_is_output() {
+        let mut c = Capture::new(64, "n0", false);
+        c.stdout(b"\x1exx\n");
+        c.stderr(b"\x1exx 0 1 1 0\n");
+        assert!(!c.complete());
+        assert_eq!(c.stdout.bytes, b"\x1exx\n");
+    }
+
+    #[test]
+    fn a_marker_split_across_chunks_is_stripped_at_the_end() {
+        let mut c = Capture::new(64, "n0", false);
+        c.stdout(b"out\x1e");
+        c.stdout(b"n0\n");
+        c.strip_stdout_end();
+        assert_eq!(c.stdout.bytes, b"out");
     }
 
     #[test]
