@@ -47,6 +47,11 @@ pub struct BenchOptions {
     pub runs: usize,
     /// Runs of each language's hello-world example (0: skip that workload).
     pub per_language: usize,
+    /// Also measure request/reply over NATS at this URL.
+    pub nats_url: Option<String>,
+    /// Also run the sequential workload with this pause between jobs (time for a pool to
+    /// refill, as between a person's runs).
+    pub pause: Option<Duration>,
     /// `print(1)` jobs submitted asynchronously by `clients` concurrent clients (0: skip).
     pub async_jobs: usize,
     pub clients: usize,
@@ -61,25 +66,36 @@ pub async fn run(options: &BenchOptions, config: &Config) -> Result<Vec<Measurem
         summarize("docker run --rm (same hardening)", docker),
     ];
     if let Some(baseline) = &options.baseline_url {
-        let (latency, _) = sync_latency(baseline, options.runs).await?;
+        let (latency, _) = sync_latency(baseline, options.runs, Duration::ZERO).await?;
         results.push(summarize(
             &format!("POST /execute print(1) @ {baseline}"),
             latency,
         ));
     }
-    let (latency, to_start) = sync_latency(&options.url, options.runs).await?;
-    results.push(summarize("POST /execute print(1), sequential", latency));
-    results.push(summarize("  of which enqueue-to-start (records)", to_start));
+    let (latency, breakdown) = sync_latency(&options.url, options.runs, Duration::ZERO).await?;
+    results.push(summarize("POST /execute print(1), back to back", latency));
+    results.extend(breakdown.rows());
+    if let Some(pause) = options.pause {
+        let (latency, breakdown) = sync_latency(&options.url, options.runs, pause).await?;
+        let name = format!("POST /execute print(1), {} ms apart", pause.as_millis());
+        results.push(summarize(&name, latency));
+        results.extend(breakdown.rows());
+    }
+    if let Some(nats) = &options.nats_url {
+        let client = Client::nats(nats).await?;
+        let request = ExecuteRequest::new("python", "print(1)");
+        let timed = time_runs(options.runs, || async {
+            completed(&client, &request).await.map(drop)
+        })
+        .await?;
+        results.push(summarize(
+            "NATS codebeaker.execute print(1), back to back",
+            timed,
+        ));
+    }
+    results.push(record_reads(&options.url, options.runs).await?);
     if options.per_language > 0 {
-        let client = Client::rest(&options.url);
-        for language in client.languages().await? {
-            let request = ExecuteRequest::new(&language.name, &language.example);
-            let timed = time_runs(options.per_language, || async {
-                completed(&client, &request).await.map(drop)
-            })
-            .await?;
-            results.push(summarize(&format!("hello world: {}", language.name), timed));
-        }
+        results.extend(languages(&options.url, options.per_language).await?);
     }
     if options.async_jobs > 0 {
         results.push(throughput(&options.url, options.async_jobs, options.clients).await?);
@@ -91,31 +107,138 @@ pub async fn run(options: &BenchOptions, config: &Config) -> Result<Vec<Measurem
     Ok(results)
 }
 
-/// Sequential synchronous `print(1)` jobs: request latency, and from each record the time from
-/// its creation (enqueue) to a worker starting it.
-async fn sync_latency(url: &str, runs: usize) -> Result<(Timed, Timed), BenchError> {
+/// Where a synchronous job's time went, from its record: in the queue (created to started),
+/// in the worker around the program (claim, container, record), the program in its
+/// container, and the rest (HTTP, validation, enqueue, the API learning of the final record).
+#[derive(Default)]
+struct Breakdown {
+    queue: Vec<Duration>,
+    worker: Vec<Duration>,
+    program: Vec<Duration>,
+    api: Vec<Duration>,
+}
+
+impl Breakdown {
+    fn add(&mut self, total: Duration, record: &crate::model::ExecutionRecord) {
+        type At = chrono::DateTime<chrono::Utc>;
+        let span = |from: At, to: Option<At>| {
+            to.and_then(|to| (to - from).to_std().ok())
+                .unwrap_or_default()
+        };
+        let queued = span(record.created_at, record.started_at);
+        let in_worker = record
+            .started_at
+            .map(|s| span(s, record.finished_at))
+            .unwrap_or_default();
+        let program = Duration::from_millis(record.duration_ms.unwrap_or(0));
+        self.queue.push(queued);
+        self.worker.push(in_worker.saturating_sub(program));
+        self.program.push(program);
+        self.api.push(total.saturating_sub(queued + in_worker));
+    }
+
+    fn rows(self) -> Vec<Measurement> {
+        [
+            ("  of which enqueue-to-start (records)", self.queue),
+            ("  of which worker: claim, container, record", self.worker),
+            ("  of which the program in its container", self.program),
+            ("  of which API: HTTP, enqueue, result", self.api),
+        ]
+        .into_iter()
+        .map(|(name, mut samples)| {
+            samples.sort();
+            summarize(
+                name,
+                Timed {
+                    samples,
+                    total: None,
+                },
+            )
+        })
+        .collect()
+    }
+}
+
+/// Sequential synchronous `print(1)` jobs, `pause` apart: request latency and its breakdown.
+async fn sync_latency(
+    url: &str,
+    runs: usize,
+    pause: Duration,
+) -> Result<(Timed, Breakdown), BenchError> {
     let client = Client::rest(url);
     let request = ExecuteRequest::new("python", "print(1)");
-    let to_start = std::sync::Mutex::new(Vec::new());
+    let breakdown = std::sync::Mutex::new(Breakdown::default());
     let latency = time_runs(runs, || async {
+        tokio::time::sleep(pause).await;
+        let start = Instant::now();
         let record = completed(&client, &request).await?;
-        if let Some(started) = record.started_at {
-            let gap = (started - record.created_at).to_std().unwrap_or_default();
-            to_start.lock().expect("not poisoned").push(gap);
-        }
+        breakdown
+            .lock()
+            .expect("not poisoned")
+            .add(start.elapsed(), &record);
         Ok(())
     })
     .await?;
-    let mut to_start = to_start.into_inner().expect("not poisoned");
-    to_start.remove(0); // the warm-up run
-    to_start.sort();
-    Ok((
-        latency,
-        Timed {
-            samples: to_start,
-            total: None,
-        },
-    ))
+    let mut breakdown = breakdown.into_inner().expect("not poisoned");
+    // The first run is time_runs' warm-up.
+    for samples in [
+        &mut breakdown.queue,
+        &mut breakdown.worker,
+        &mut breakdown.program,
+        &mut breakdown.api,
+    ] {
+        samples.remove(0);
+    }
+    Ok((latency, breakdown))
+}
+
+/// `GET /execution/{id}` of one finished record, `runs` times.
+async fn record_reads(url: &str, runs: usize) -> Result<Measurement, BenchError> {
+    let record = completed(
+        &Client::rest(url),
+        &ExecuteRequest::new("python", "print(1)"),
+    )
+    .await?;
+    let (http, path) = (
+        reqwest::Client::new(),
+        format!("{url}/execution/{}", record.execution_id),
+    );
+    let timed = time_runs(runs, || async {
+        rest::<serde_json::Value>(http.get(&path)).await.map(drop)
+    })
+    .await?;
+    Ok(summarize("GET /execution/{id}, a finished record", timed))
+}
+
+/// Each language's hello world `per_language` times, then all of them mixed round robin.
+async fn languages(url: &str, per_language: usize) -> Result<Vec<Measurement>, BenchError> {
+    let client = Client::rest(url);
+    let requests: Vec<(String, ExecuteRequest)> = client
+        .languages()
+        .await?
+        .into_iter()
+        .map(|l| (l.name.clone(), ExecuteRequest::new(&l.name, &l.example)))
+        .collect();
+    let mut results = Vec::new();
+    for (name, request) in &requests {
+        let timed = time_runs(per_language, || async {
+            completed(&client, request).await.map(drop)
+        })
+        .await?;
+        results.push(summarize(&format!("hello world: {name}"), timed));
+    }
+    let mut next = requests.iter().cycle();
+    let timed = time_runs(per_language * requests.len(), || {
+        let (_, request) = next.next().expect("cycle");
+        let client = &client;
+        async move { completed(client, request).await.map(drop) }
+    })
+    .await?;
+    results.push(summarize(
+        "hello worlds of every language, round robin",
+        timed,
+    ));
+    Ok(results)
 }
 
 /// `jobs` async `print(1)` submissions from `clients` concurrent clients; then every record
@@ -381,12 +504,12 @@ fn cli_args(body: &ContainerCreateBody, cmd: &[&str]) -> Vec<String> {
 /// Prints the measurements as a table.
 pub fn print_table(results: &[Measurement]) {
     println!(
-        "{:<48} {:>5} {:>9} {:>9} {:>9} {:>8} {:>14}",
+        "{:<56} {:>5} {:>9} {:>9} {:>9} {:>8} {:>14}",
         "workload", "runs", "p50 ms", "p90 ms", "p99 ms", "per s", "p50/docker run"
     );
     for m in results {
         println!(
-            "{:<48} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>14.2}",
+            "{:<56} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>14.2}",
             m.name,
             m.runs,
             m.p50_ms,

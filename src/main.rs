@@ -66,6 +66,12 @@ enum Command {
         /// Also time each language's hello world this many times.
         #[arg(long, default_value_t = 0)]
         per_language: usize,
+        /// Also measure `codebeaker.execute` request/reply over this NATS server.
+        #[arg(long)]
+        nats: Option<String>,
+        /// Also run the sequential workload with this many milliseconds between jobs.
+        #[arg(long)]
+        pause_ms: Option<u64>,
         /// Also submit this many `print(1)` jobs asynchronously and report jobs per second.
         #[arg(long, default_value_t = 0)]
         async_jobs: usize,
@@ -141,6 +147,8 @@ async fn main() -> ExitCode {
             baseline_url,
             runs,
             per_language,
+            nats,
+            pause_ms,
             async_jobs,
             clients,
             json,
@@ -150,6 +158,8 @@ async fn main() -> ExitCode {
                 baseline_url,
                 runs,
                 per_language,
+                nats_url: nats,
+                pause: pause_ms.map(std::time::Duration::from_millis),
                 async_jobs,
                 clients: clients.max(1),
             };

@@ -60,8 +60,13 @@ struct Pool {
     warming: HashSet<String>,
     /// Warm-ups asked for and not yet back.
     in_flight: usize,
+    /// Jobs that fit but found the pool empty: each takes the next container warmed, which
+    /// is no later than one created for it now, and no Docker work is done twice.
+    waiting: VecDeque<(Box<Job>, Reply)>,
     last_miss: Instant,
 }
+
+type Reply = RpcReplyPort<Result<Container, SandboxError>>;
 
 impl Actor for RuntimeActor {
     type Msg = RuntimeMsg;
@@ -87,6 +92,7 @@ impl Actor for RuntimeActor {
             ready: VecDeque::new(),
             warming: HashSet::new(),
             in_flight: 0,
+            waiting: VecDeque::new(),
             last_miss: Instant::now(),
         };
         myself.send_interval(SHRINK_CHECK, || RuntimeMsg::Shrink);
@@ -123,6 +129,7 @@ impl Actor for RuntimeActor {
             RuntimeMsg::Acquire(job, reply) => {
                 match state.take_warm(&job) {
                     Some(warm) => hand_over(&state.ctx.sandbox, Container::Warm(warm), reply),
+                    None if state.fits(&job) => state.pool.waiting.push_back((job, reply)),
                     None => state.create_cold(job, reply),
                 }
                 state.refill(&myself);
@@ -132,15 +139,24 @@ impl Actor for RuntimeActor {
             }
             RuntimeMsg::Warmed(warmed) => {
                 state.pool.in_flight -= 1;
-                match warmed {
-                    Ok(warm) => {
+                let waiter = state.pool.waiting.pop_front();
+                match (warmed, waiter) {
+                    (Ok(warm), Some((_, reply))) => {
+                        state.pool.warming.remove(&warm.id);
+                        hand_over(&state.ctx.sandbox, Container::Warm(warm), reply);
+                    }
+                    (Ok(warm), None) => {
                         state.pool.warming.remove(&warm.id);
                         state.pool.ready.push_back(warm);
                     }
-                    Err(e) => {
+                    (Err(e), waiter) => {
                         tracing::warn!(language = %state.language.name, error = %e, "could not start a pool container");
+                        if let Some((job, reply)) = waiter {
+                            state.create_cold(job, reply);
+                        }
                     }
                 }
+                state.refill(&myself);
             }
             RuntimeMsg::Shrink => state.shrink(),
         }
@@ -150,12 +166,17 @@ impl Actor for RuntimeActor {
 }
 
 impl RuntimeState {
+    /// Whether a pooled container is the one this job needs.
+    fn fits(&self, job: &Job) -> bool {
+        self.pool.range.max > 0 && self.ctx.sandbox.body(job, None) == self.pool.body
+    }
+
     /// A live pooled container, if the job fits the pool. An empty pool raises its target.
     fn take_warm(&mut self, job: &Job) -> Option<Attached> {
-        let pool = &mut self.pool;
-        if pool.range.max == 0 || self.ctx.sandbox.body(job, None) != pool.body {
+        if !self.fits(job) {
             return None;
         }
+        let pool = &mut self.pool;
         while let Some(mut warm) = pool.ready.pop_front() {
             if warm.alive() {
                 return Some(warm);
@@ -168,7 +189,7 @@ impl RuntimeState {
         None
     }
 
-    fn create_cold(&self, job: Box<Job>, reply: RpcReplyPort<Result<Container, SandboxError>>) {
+    fn create_cold(&self, job: Box<Job>, reply: Reply) {
         let sandbox = self.ctx.sandbox.clone();
         tokio::spawn(async move {
             match sandbox.create(&job).await {
@@ -178,10 +199,11 @@ impl RuntimeState {
         });
     }
 
-    /// Starts warm-ups until ready + starting reaches the target.
+    /// Starts warm-ups until ready + starting reaches the target, plus one for each job
+    /// waiting.
     fn refill(&mut self, myself: &ActorRef<RuntimeMsg>) {
         let pool = &mut self.pool;
-        while pool.ready.len() + pool.in_flight < pool.target {
+        while pool.ready.len() + pool.in_flight < pool.target + pool.waiting.len() {
             pool.in_flight += 1;
             let (sandbox, body, myself) =
                 (self.ctx.sandbox.clone(), pool.body.clone(), myself.clone());
