@@ -4,20 +4,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-# The hostile-code catalogue runs a second time with every job inside gVisor (runsc).
+# The hostile-code catalogue runs again with python jobs in pooled containers, and again with
+# every job inside gVisor (runsc).
 CATALOGUE=(--test hostile --test limits --test containment)
 if cargo nextest --version >/dev/null 2>&1; then
   echo "[test] cargo nextest run $*"
   cargo nextest run --no-fail-fast "$@"
   echo "[test] faults that stop or restart dockerd, one at a time"
   cargo nextest run --no-fail-fast --test faults --run-ignored only --test-threads 1
-  echo "[test] the hostile-code catalogue again, under gVisor (runsc)"
+  echo "[test] the hostile-code catalogue again, python jobs in pooled (pre-started) containers"
+  CODEBEAKER_TEST_POOL=1 cargo nextest run --no-fail-fast "${CATALOGUE[@]}"
+  echo "[test] the hostile-code catalogue again, under gVisor (runsc), pooled"
   # runsc's ptrace platform on 2 cores is now and then slow to start a sandbox; a retry is
   # reported as FLAKY by nextest rather than hidden.
-  CODEBEAKER_TEST_RUNTIME=runsc cargo nextest run --no-fail-fast --retries 2 "${CATALOGUE[@]}"
+  CODEBEAKER_TEST_RUNTIME=runsc CODEBEAKER_TEST_POOL=1 \
+    cargo nextest run --no-fail-fast --retries 2 "${CATALOGUE[@]}"
 else
   echo "[test] cargo-nextest not found; using cargo test"
   cargo test "$@"
   cargo test --test faults -- --ignored --test-threads 1
-  CODEBEAKER_TEST_RUNTIME=runsc cargo test "${CATALOGUE[@]}"
+  CODEBEAKER_TEST_POOL=1 cargo test "${CATALOGUE[@]}"
+  CODEBEAKER_TEST_RUNTIME=runsc CODEBEAKER_TEST_POOL=1 cargo test "${CATALOGUE[@]}"
 fi

@@ -112,6 +112,8 @@ pub async fn run(options: &BenchOptions, config: &Config) -> Result<Vec<Measurem
 /// container, and the rest (HTTP, validation, enqueue, the API learning of the final record).
 #[derive(Default)]
 struct Breakdown {
+    /// Each request's own time (a pause before it not included).
+    total: Vec<Duration>,
     queue: Vec<Duration>,
     worker: Vec<Duration>,
     program: Vec<Duration>,
@@ -131,6 +133,7 @@ impl Breakdown {
             .map(|s| span(s, record.finished_at))
             .unwrap_or_default();
         let program = Duration::from_millis(record.duration_ms.unwrap_or(0));
+        self.total.push(total);
         self.queue.push(queued);
         self.worker.push(in_worker.saturating_sub(program));
         self.program.push(program);
@@ -182,6 +185,7 @@ async fn sync_latency(
     let mut breakdown = breakdown.into_inner().expect("not poisoned");
     // The first run is time_runs' warm-up.
     for samples in [
+        &mut breakdown.total,
         &mut breakdown.queue,
         &mut breakdown.worker,
         &mut breakdown.program,
@@ -189,6 +193,18 @@ async fn sync_latency(
     ] {
         samples.remove(0);
     }
+    // With pauses, runs per second would count the pauses: only the requests are timed.
+    let latency = match pause.is_zero() {
+        true => latency,
+        false => {
+            let mut samples = breakdown.total.clone();
+            samples.sort();
+            Timed {
+                samples,
+                total: None,
+            }
+        }
+    };
     Ok((latency, breakdown))
 }
 
@@ -304,10 +320,29 @@ async fn throughput(url: &str, jobs: usize, clients: usize) -> Result<Measuremen
     Ok(measurement)
 }
 
+/// One REST call; a 429 is waited out as its Retry-After says, as a polite client would.
 async fn rest<T: serde::de::DeserializeOwned>(
     request: reqwest::RequestBuilder,
 ) -> Result<T, BenchError> {
-    let response = request.send().await.and_then(|r| r.error_for_status());
+    let response = loop {
+        let attempt = request
+            .try_clone()
+            .expect("no streaming bodies")
+            .send()
+            .await;
+        match attempt {
+            Ok(r) if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => {
+                let wait = r
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()?.parse::<f64>().ok())
+                    .unwrap_or(0.1);
+                tokio::time::sleep(Duration::from_secs_f64(wait.clamp(0.01, 5.0))).await;
+            }
+            other => break other,
+        }
+    };
+    let response = response.and_then(|r| r.error_for_status());
     let answer = match response {
         Ok(response) => response.json().await,
         Err(e) => Err(e),
