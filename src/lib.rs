@@ -1,14 +1,16 @@
 //! CodeBeaker runs untrusted code in hardened, throw-away Docker containers.
 //!
 //! Map of the crate, in the order a request travels:
-//! - [`api`]: warp routes (`/execute`, `/execute/async`, `/execution/{id}`, `/languages`,
-//!   health, metrics), what they share with NATS request/reply, and the one place where errors
-//!   become responses.
+//! - [`api`]: the HTTP accept loop that gives each request its id, span and metrics; warp
+//!   routes (`/execute`, `/execute/async`, `/execution/{id}`, `/languages`, `/workers`, health,
+//!   readiness, metrics); what they share with NATS request/reply; and the one place where
+//!   errors become responses.
 //! - [`model`]: the request, the execution record and its statuses; request validation.
 //! - [`languages`]: language definitions, loaded from `languages.toml` (data, not code).
-//! - [`queue`]: NATS JetStream between API and workers: job stream, records in KV, the pull
-//!   loop, request/reply, the embedded nats-server.
-//! - [`actors`]: the per-node actor tree: Supervisor, WorkerActor, RuntimeActor, MetricsActor.
+//! - [`queue`]: NATS JetStream between API and workers: job stream, records in KV, node
+//!   heartbeats, the pull loop, request/reply, the embedded nats-server.
+//! - [`actors`]: the per-node actor tree: Supervisor (health checks, autoscaling), WorkerActor,
+//!   RuntimeActor (warm pool), MetricsActor.
 //! - [`sandbox`]: Docker through bollard: hardened container spec, limits, output capture.
 //! - [`config`]: typed configuration, loaded once (file, then `CODEBEAKER_*` environment).
 //! - [`node`]: wires the pieces into a running node and shuts it down cleanly.

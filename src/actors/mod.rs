@@ -3,12 +3,14 @@
 //! ```text
 //! Supervisor
 //! ├── MetricsActor      owns the Prometheus registry
-//! ├── RuntimeActor × L  one per language: checks its image, hands out fresh containers
-//! └── WorkerActor × N   each runs one job at a time, start to finish
+//! ├── RuntimeActor × L  one per language: checks its image, keeps a warm pool, hands out
+//! │                     containers (warm when one fits, else created for the job)
+//! └── WorkerActor × N   each runs one job at a time, start to finish; N follows the backlog
 //! ```
 //! The queue consumer (`queue::consumer`) pulls jobs from JetStream as fast as the Supervisor
 //! reports free workers; the Supervisor gives each to an idle worker, replaces any child that
-//! dies, and writes the node's heartbeat. An API-only node runs the Supervisor with metrics only.
+//! dies or is stuck, checks Docker ([`health`]), sizes the pool ([`scaling`]), and writes the
+//! node's heartbeat. An API-only node runs the Supervisor with metrics only.
 
 pub mod health;
 pub mod metrics;
