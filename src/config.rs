@@ -48,6 +48,8 @@ pub struct PoolConfig {
     pub max: usize,
     /// Per-language ranges, e.g. `[pool.languages.python] min = 2, max = 8`.
     pub languages: std::collections::HashMap<String, PoolRange>,
+    /// Seconds without a job finding the pool empty before it shrinks by one.
+    pub shrink_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -63,6 +65,7 @@ impl Default for PoolConfig {
             min: 1,
             max: 4,
             languages: Default::default(),
+            shrink_after_secs: 30,
         }
     }
 }

@@ -10,9 +10,10 @@ use codebeaker::config::PoolRange;
 use common::{eventually, test_config, TestNode};
 use serde_json::json;
 
-async fn pooled_node(min: usize, max: usize, workers: usize) -> TestNode {
+async fn pooled_node(min: usize, max: usize, workers: usize, shrink_after_secs: u64) -> TestNode {
     let mut config = test_config(workers);
     config.pool.languages = [("python".to_string(), PoolRange { min, max })].into();
+    config.pool.shrink_after_secs = shrink_after_secs;
     let node = TestNode::with_config(config).await;
     let ready = eventually(Duration::from_secs(15), || async {
         ready(&node).await >= min
@@ -44,7 +45,7 @@ async fn container_of(node: &TestNode, extra: &str) -> (String, serde_json::Valu
 
 #[tokio::test]
 async fn a_pooled_container_serves_one_job_and_the_next_sees_nothing_of_it() {
-    let node = pooled_node(1, 1, 1).await;
+    let node = pooled_node(1, 1, 1, 30).await;
     let before: HashSet<String> = node.pooled().await;
     let (first, _) = container_of(
         &node,
@@ -92,7 +93,7 @@ async fn a_pooled_container_serves_one_job_and_the_next_sees_nothing_of_it() {
 
 #[tokio::test]
 async fn a_job_needing_other_container_settings_gets_a_cold_container() {
-    let node = pooled_node(1, 1, 1).await;
+    let node = pooled_node(1, 1, 1, 30).await;
     let pooled = node.pooled().await;
     let record = node
         .run(json!({"language": "python", "code": WHO_AM_I, "memory_limit": "128m"}))
@@ -113,8 +114,8 @@ async fn a_job_needing_other_container_settings_gets_a_cold_container() {
 }
 
 #[tokio::test]
-async fn a_pool_found_empty_grows_towards_its_max() {
-    let node = pooled_node(1, 3, 4).await;
+async fn a_pool_found_empty_grows_towards_its_max_and_a_quiet_spell_shrinks_it_back() {
+    let node = pooled_node(1, 3, 4, 2).await;
     for _ in 0..3 {
         let node = &node;
         let runs = (0..4).map(|i| async move { node.python(&format!("print({i})")).await });
@@ -128,11 +129,22 @@ async fn a_pool_found_empty_grows_towards_its_max() {
     .await;
     assert!(grown, "pool size {}", ready(&node).await);
     assert_eq!(node.pooled().await.len(), 3);
+    // Two quiet seconds per step: 3 → 2 → 1, and never below min.
+    let shrunk = eventually(Duration::from_secs(15), || async {
+        ready(&node).await == 1
+    })
+    .await;
+    assert!(shrunk, "pool size {}", ready(&node).await);
+    let settled = eventually(Duration::from_secs(5), || async {
+        node.pooled().await.len() == 1
+    })
+    .await;
+    assert!(settled);
 }
 
 #[tokio::test]
 async fn a_node_that_stops_removes_its_pool() {
-    let node = pooled_node(2, 2, 1).await;
+    let node = pooled_node(2, 2, 1, 30).await;
     let node_id = node.node().node_id().to_string();
     assert_eq!(common::containers_of(&node_id).len(), 2);
     node.shutdown().await;

@@ -253,3 +253,33 @@ async fn a_job_longer_than_ack_wait_is_kept_alive_and_runs_once() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(executions_total(&node).await, 1, "the job ran once");
 }
+
+/// A first submission that stored its record but failed to publish (NATS electing a leader,
+/// say) must not leave the job stuck when the client retries with the same id.
+#[tokio::test]
+async fn a_retry_after_a_failed_publish_runs_the_job() {
+    let node = TestNode::start(1).await;
+    let config = test_config(1);
+    let nats_url = &node.nats.as_ref().unwrap().url;
+    let queue = codebeaker::queue::Queue::connect(nats_url, &config.nats, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let languages = codebeaker::languages::Languages::load(None).unwrap();
+    let mut request = codebeaker::model::ExecuteRequest::new("python", "print('retried')");
+    let id = uuid::Uuid::new_v4();
+    request.execution_id = Some(id);
+    let job = request
+        .clone()
+        .validate(&languages, &config.limits)
+        .unwrap();
+    let orphan = codebeaker::model::ExecutionRecord::new(&job, codebeaker::model::Status::Queued);
+    assert!(
+        queue.records.create(&orphan).await.unwrap(),
+        "the record alone, never published"
+    );
+
+    let (status, record) = node.post(serde_json::to_value(&request).unwrap()).await;
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record["status"], "completed");
+    assert_eq!(record["stdout"], "retried\n");
+}

@@ -5,7 +5,7 @@
 //! The pool holds containers created with the language's default limits, attached and
 //! started, their bootstrap waiting on stdin. Each serves one job and is then removed. The pool
 //! refills as it is used; a job that finds it empty raises its size (up to max), and a quiet
-//! spell lowers it again (down to min). A job whose container would differ from the pool's
+//! spell (`pool.shrink_after_secs`) lowers it again, one step at a time (down to min). A job whose container would differ from the pool's
 //! (other limits, arguments) gets a container of its own.
 
 use std::collections::{HashSet, VecDeque};
@@ -22,10 +22,8 @@ use crate::languages::Language;
 use crate::model::{ExecuteRequest, Job};
 use crate::sandbox::{Attached, Container, Sandbox, SandboxError};
 
-/// How often the pool checks whether it may shrink, and how long without an empty-pool miss
-/// that takes.
+/// Longest time between two looks at whether the pool may shrink.
 const SHRINK_CHECK: Duration = Duration::from_secs(10);
-const QUIET: Duration = Duration::from_secs(30);
 
 pub enum RuntimeMsg {
     /// A container for this job.
@@ -54,6 +52,8 @@ struct Pool {
     /// What a pooled container looks like; a job fits when its own container would be equal.
     body: ContainerCreateBody,
     range: PoolRange,
+    /// Time without an empty-pool miss before the pool steps down.
+    quiet: Duration,
     target: usize,
     ready: VecDeque<Attached>,
     /// Created, being attached and started.
@@ -88,6 +88,7 @@ impl Actor for RuntimeActor {
         let pool = Pool {
             body: ctx.sandbox.body(&typical, None),
             range,
+            quiet: Duration::from_secs(config.pool.shrink_after_secs),
             target: range.min,
             ready: VecDeque::new(),
             warming: HashSet::new(),
@@ -95,7 +96,8 @@ impl Actor for RuntimeActor {
             waiting: VecDeque::new(),
             last_miss: Instant::now(),
         };
-        myself.send_interval(SHRINK_CHECK, || RuntimeMsg::Shrink);
+        let check = SHRINK_CHECK.min(pool.quiet).max(Duration::from_millis(100));
+        myself.send_interval(check, || RuntimeMsg::Shrink);
         let mut state = RuntimeState {
             ctx,
             language,
@@ -221,7 +223,7 @@ impl RuntimeState {
     /// After a quiet spell, one step down towards min; surplus ready containers go.
     fn shrink(&mut self) {
         let pool = &mut self.pool;
-        if pool.target > pool.range.min && pool.last_miss.elapsed() >= QUIET {
+        if pool.target > pool.range.min && pool.last_miss.elapsed() >= pool.quiet {
             pool.target -= 1;
             pool.last_miss = Instant::now();
         }

@@ -149,7 +149,9 @@ impl Queue {
         let queued = ExecutionRecord::new(job, Status::Queued);
         if !self.records.create(&queued).await? {
             if let Some(existing) = self.records.get(&job.execution_id).await? {
-                return Ok(existing.record);
+                if !self.republish(&existing.record) {
+                    return Ok(existing.record);
+                }
             }
         }
         let mut headers = HeaderMap::new();
@@ -170,6 +172,18 @@ impl Queue {
         // Best effort: a missed wake-up only means the next poll finds the job.
         let _ = self.client.publish(names::WAKE, bytes::Bytes::new()).await;
         Ok(queued)
+    }
+
+    /// Whether a repeated submission should publish again: its record is still queued and
+    /// young enough that the stream's duplicate window drops the publish if the first one
+    /// landed. (The first submission may have stored the record and then failed to publish,
+    /// say while a NATS cluster elected a new leader, and the client retried.)
+    fn republish(&self, existing: &ExecutionRecord) -> bool {
+        let age = (chrono::Utc::now() - existing.created_at)
+            .to_std()
+            .unwrap_or_default();
+        existing.status == Status::Queued
+            && age < Duration::from_secs(self.config.duplicate_window_secs) / 2
     }
 
     /// Jobs in the stream that no worker has been handed yet, by priority (consumer info).

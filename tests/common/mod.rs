@@ -196,6 +196,7 @@ pub fn test_config(workers: usize) -> Config {
     config.pool = PoolConfig {
         min: 0,
         max: 0,
+        shrink_after_secs: 30,
         languages: match std::env::var("CODEBEAKER_TEST_POOL").as_deref() {
             Ok("1") => [("python".to_string(), PoolRange { min: 1, max: 2 })].into(),
             _ => Default::default(),
