@@ -112,6 +112,8 @@ pub async fn run(options: &BenchOptions, config: &Config) -> Result<Vec<Measurem
 /// container, and the rest (HTTP, validation, enqueue, the API learning of the final record).
 #[derive(Default)]
 struct Breakdown {
+    /// The first run is time_runs' warm-up, not a sample.
+    warmed_up: bool,
     /// Each request's own time (a pause before it not included).
     total: Vec<Duration>,
     queue: Vec<Duration>,
@@ -122,6 +124,9 @@ struct Breakdown {
 
 impl Breakdown {
     fn add(&mut self, total: Duration, record: &crate::model::ExecutionRecord) {
+        if !std::mem::replace(&mut self.warmed_up, true) {
+            return;
+        }
         type At = chrono::DateTime<chrono::Utc>;
         let span = |from: At, to: Option<At>| {
             to.and_then(|to| (to - from).to_std().ok())
@@ -182,17 +187,7 @@ async fn sync_latency(
         Ok(())
     })
     .await?;
-    let mut breakdown = breakdown.into_inner().expect("not poisoned");
-    // The first run is time_runs' warm-up.
-    for samples in [
-        &mut breakdown.total,
-        &mut breakdown.queue,
-        &mut breakdown.worker,
-        &mut breakdown.program,
-        &mut breakdown.api,
-    ] {
-        samples.remove(0);
-    }
+    let breakdown = breakdown.into_inner().expect("not poisoned");
     // With pauses, runs per second would count the pauses: only the requests are timed.
     let latency = match pause.is_zero() {
         true => latency,

@@ -34,8 +34,8 @@ pub enum RuntimeMsg {
     Pooled(RpcReplyPort<Vec<String>>),
     /// A pool container was created and is being started.
     Warming(String),
-    /// A pool container is ready (or could not be made).
-    Warmed(Result<Attached, SandboxError>),
+    /// A pool container is ready, or could not be made (with its id if it was created).
+    Warmed(Option<String>, Result<Attached, SandboxError>),
     /// Time to see whether the pool may shrink.
     Shrink,
 }
@@ -128,29 +128,30 @@ impl Actor for RuntimeActor {
         match msg {
             RuntimeMsg::Ping(reply) => drop(reply.send(())),
             RuntimeMsg::Pooled(reply) => drop(reply.send(state.pool.ids())),
+            RuntimeMsg::Warming(id) => drop(state.pool.warming.insert(id)),
             RuntimeMsg::Acquire(job, reply) => {
-                match state.take_warm(&job) {
+                if !state.fits(&job) {
+                    state.create_cold(job, reply);
+                    return Ok(());
+                }
+                match state.take_warm() {
                     Some(warm) => hand_over(&state.ctx.sandbox, Container::Warm(warm), reply),
-                    None if state.fits(&job) => state.pool.waiting.push_back((job, reply)),
-                    None => state.create_cold(job, reply),
+                    None => state.pool.waiting.push_back((job, reply)),
                 }
                 state.refill(&myself);
+                state.report();
             }
-            RuntimeMsg::Warming(id) => {
-                state.pool.warming.insert(id);
-            }
-            RuntimeMsg::Warmed(warmed) => {
+            RuntimeMsg::Warmed(id, warmed) => {
                 state.pool.in_flight -= 1;
+                if let Some(id) = id {
+                    state.pool.warming.remove(&id);
+                }
                 let waiter = state.pool.waiting.pop_front();
                 match (warmed, waiter) {
                     (Ok(warm), Some((_, reply))) => {
-                        state.pool.warming.remove(&warm.id);
-                        hand_over(&state.ctx.sandbox, Container::Warm(warm), reply);
+                        hand_over(&state.ctx.sandbox, Container::Warm(warm), reply)
                     }
-                    (Ok(warm), None) => {
-                        state.pool.warming.remove(&warm.id);
-                        state.pool.ready.push_back(warm);
-                    }
+                    (Ok(warm), None) => state.pool.ready.push_back(warm),
                     (Err(e), waiter) => {
                         tracing::warn!(language = %state.language.name, error = %e, "could not start a pool container");
                         if let Some((job, reply)) = waiter {
@@ -159,10 +160,13 @@ impl Actor for RuntimeActor {
                     }
                 }
                 state.refill(&myself);
+                state.report();
             }
-            RuntimeMsg::Shrink => state.shrink(),
+            RuntimeMsg::Shrink => {
+                state.shrink();
+                state.report();
+            }
         }
-        state.report();
         Ok(())
     }
 }
@@ -173,11 +177,8 @@ impl RuntimeState {
         self.pool.range.max > 0 && self.ctx.sandbox.body(job, None) == self.pool.body
     }
 
-    /// A live pooled container, if the job fits the pool. An empty pool raises its target.
-    fn take_warm(&mut self, job: &Job) -> Option<Attached> {
-        if !self.fits(job) {
-            return None;
-        }
+    /// A live pooled container, if one is ready. An empty pool raises its target.
+    fn take_warm(&mut self) -> Option<Attached> {
         let pool = &mut self.pool;
         while let Some(mut warm) = pool.ready.pop_front() {
             if warm.alive() {
@@ -210,12 +211,14 @@ impl RuntimeState {
             let (sandbox, body, myself) =
                 (self.ctx.sandbox.clone(), pool.body.clone(), myself.clone());
             tokio::spawn(async move {
+                let mut created = None;
                 let warmed = sandbox
                     .warm(body, |id| {
+                        created = Some(id.to_string());
                         drop(myself.cast(RuntimeMsg::Warming(id.to_string())))
                     })
                     .await;
-                let _ = myself.cast(RuntimeMsg::Warmed(warmed));
+                let _ = myself.cast(RuntimeMsg::Warmed(created, warmed));
             });
         }
     }

@@ -591,17 +591,17 @@ impl SupervisorState {
         }
         let (total, busy) = (self.workers.len(), self.busy());
         let target = self.scaler.target(Instant::now(), total, busy, backlog);
-        let changed = if target > total {
+        let (changed, direction) = if target > total {
             self.add_workers(myself, target - total).await?;
             self.args.freed.notify_one();
-            self.metric(MetricsMsg::Scaled("up"));
-            target - total
-        } else if target < total {
-            self.metric(MetricsMsg::Scaled("down"));
-            self.retire_workers(total - target)
+            (target - total, "up")
         } else {
-            return Ok(());
+            (self.retire_workers(total - target), "down")
         };
+        if changed == 0 {
+            return Ok(());
+        }
+        self.metric(MetricsMsg::Scaled(direction));
         tracing::info!(
             from = total,
             to = self.workers.len(),
