@@ -17,7 +17,7 @@ use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::languages::{Languages, LanguagesError};
 use crate::queue::embedded::{EmbeddedError, EmbeddedNats};
-use crate::queue::{consumer, service, Queue, QueueError};
+use crate::queue::{consumer, rescue, service, Queue, QueueError};
 use crate::sandbox::{Sandbox, SandboxError};
 
 /// Which halves of CodeBeaker a node runs.
@@ -129,6 +129,11 @@ impl Node {
                 ctx.queue.clone(),
                 supervisor.clone(),
                 freed,
+                stopped.clone(),
+            )));
+            tasks.push(tokio::spawn(rescue::run(
+                ctx.queue.clone(),
+                ctx.node_id().to_string(),
                 stopped.clone(),
             )));
             tasks.push(tokio::spawn(consumer::listen_for_cancels(

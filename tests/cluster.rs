@@ -194,3 +194,116 @@ async fn serve_without_a_nats_url_runs_and_restarts_its_own_nats_server() {
         .args(["-9", "-f", &pattern])
         .status();
 }
+
+/// Stands in for nats-server 2.9's lost redelivery (a consumer leader that dies with a message
+/// delivered can forget it): with an ack_wait of an hour, only the rescue brings the job back.
+#[tokio::test]
+async fn a_job_held_by_a_dead_node_and_never_redelivered_is_rescued_by_another() {
+    let nats = NatsServer::start();
+    // Every node, since the first to start creates the consumers.
+    let no_redelivery = [("CODEBEAKER_NATS__ACK_WAIT_SECS", "3600")];
+    let api = NodeProcess::start_with_env("api", &nats.url, 0, &no_redelivery).await;
+    let mut first = NodeProcess::start_with_env("worker", &nats.url, 1, &no_redelivery).await;
+    let id = api
+        .submit(json!({"language": "python", "code": "import time; time.sleep(2); print('rescued')", "timeout": 10}))
+        .await;
+    let running_on_first = eventually(Duration::from_secs(10), || async {
+        let record = api.get(&format!("/execution/{id}")).await;
+        record["status"] == "running" && record["node"] == first.node_id.as_str()
+    })
+    .await;
+    assert!(running_on_first);
+    first.kill();
+
+    let second = NodeProcess::start_with_env("worker", &nats.url, 1, &no_redelivery).await;
+    let record = api.final_record(&id, Duration::from_secs(60)).await;
+    assert_eq!(record["status"], "completed", "{record}");
+    assert_eq!(record["stdout"], "rescued\n");
+    assert_eq!(record["node"], second.node_id.as_str());
+    let rescues: Vec<_> = second
+        .log_lines()
+        .into_iter()
+        .filter(|l| {
+            l["fields"]["message"]
+                == "job published again: nobody held it and the stream would not deliver it"
+        })
+        .collect();
+    assert_eq!(rescues.len(), 1, "one rescue logged");
+    assert_eq!(rescues[0]["fields"]["execution_id"], id.as_str());
+    assert_eq!(rescues[0]["fields"]["node"], first.node_id.as_str());
+    // The original message was deleted and the copy acked: nothing is left to deliver.
+    assert!(
+        stream_empties(&nats.url).await,
+        "job messages left in the stream"
+    );
+}
+
+/// A second message for a job a live node is running (a rescue's copy, a retried publish) must
+/// not start it again.
+#[tokio::test]
+async fn a_copy_of_a_job_that_a_live_node_runs_is_left_to_that_node() {
+    let nats = NatsServer::start();
+    let api = NodeProcess::start("api", &nats.url, 0).await;
+    let a = NodeProcess::start("worker", &nats.url, 1).await;
+    let b = NodeProcess::start("worker", &nats.url, 1).await;
+    let id = api
+        .submit(json!({"language": "python", "code": "import time; time.sleep(4); print('once')", "timeout": 10}))
+        .await;
+    let running = eventually(Duration::from_secs(10), || async {
+        api.get(&format!("/execution/{id}")).await["status"] == "running"
+    })
+    .await;
+    assert!(running);
+    let holder = api.get(&format!("/execution/{id}")).await["node"].clone();
+    let (holder, other) = if holder == a.node_id.as_str() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+
+    // The copy: the job's own message, published again under another message id.
+    let js = async_nats::jetstream::new(async_nats::connect(&nats.url).await.unwrap());
+    let stream = js.get_stream("CODEBEAKER_JOBS").await.unwrap();
+    let original = stream
+        .get_last_raw_message_by_subject("codebeaker.jobs.normal")
+        .await
+        .unwrap();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", format!("{id}/copy").as_str());
+    js.publish_with_headers(original.subject, headers, original.payload)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let record = api.final_record(&id, Duration::from_secs(30)).await;
+    assert_eq!(record["status"], "completed", "{record}");
+    assert_eq!(record["stdout"], "once\n");
+    assert_eq!(record["node"], holder.node_id.as_str());
+    let finished = |node: &NodeProcess| {
+        node.log_lines()
+            .iter()
+            .filter(|l| {
+                l["fields"]["message"] == "job finished" && l["span"]["execution_id"] == id.as_str()
+            })
+            .count()
+    };
+    assert_eq!(finished(holder), 1);
+    assert_eq!(finished(other), 0, "the copy ran too");
+    let left = other
+        .log_lines()
+        .iter()
+        .any(|l| l["fields"]["message"] == "job left to the node running it");
+    assert!(left, "the other node saw the copy and left it");
+    assert!(stream_empties(&nats.url).await, "the copy was never acked");
+}
+
+/// Whether every job message is acked (gone from the work-queue stream) within a few seconds.
+async fn stream_empties(url: &str) -> bool {
+    let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+    eventually(Duration::from_secs(10), || async {
+        let mut stream = js.get_stream("CODEBEAKER_JOBS").await.unwrap();
+        stream.info().await.unwrap().state.messages == 0
+    })
+    .await
+}

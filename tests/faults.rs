@@ -202,32 +202,26 @@ async fn a_cluster_losing_a_nats_server_and_a_worker_node_mid_run_ends_every_job
         ids.push(submit_until_accepted(&api, i).await);
     }
     for (i, id) in ids.iter().enumerate() {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let record = loop {
-            let record = api.get(&format!("/execution/{id}")).await;
-            if record["status"]
-                .as_str()
-                .is_some_and(|s| !["queued", "running"].contains(&s))
-            {
-                break record;
-            }
-            assert!(Instant::now() < deadline, "job {i} never ended: {record}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let record = api.final_record(id, Duration::from_secs(120)).await;
         assert_eq!(record["status"], "completed", "{record}");
         assert_eq!(record["stdout"], format!("{i}\n"));
     }
     // Exactly one final record each: across all worker logs (the killed node's too), each job
     // was finished and stored once, however often it was delivered.
     let mut finished: HashMap<String, usize> = HashMap::new();
+    let mut rescued = 0;
     for worker in &workers {
         for line in worker.log_lines() {
-            if line["fields"]["message"] == "job finished" {
+            let message = line["fields"]["message"].as_str().unwrap_or_default();
+            rescued += usize::from(message.starts_with("job published again"));
+            if message == "job finished" {
                 let id = line["span"]["execution_id"].as_str().unwrap().to_string();
                 *finished.entry(id).or_default() += 1;
             }
         }
     }
+    // How often the stream lost a delivered job (nats-server 2.9's bug) and a node rescued it.
+    eprintln!("jobs published again by a rescue: {rescued}");
     for id in &ids {
         assert_eq!(
             finished.get(id),

@@ -24,7 +24,7 @@ use super::runtime::{RuntimeActor, RuntimeMsg};
 use super::scaling::Scaler;
 use super::worker::{Assignment, WorkerActor, WorkerMsg};
 use super::{names, NodeContext, WorkerContext};
-use crate::queue::nodes::{self, NodeEntry};
+use crate::queue::nodes::{self, Held, NodeEntry};
 
 pub enum SupervisorMsg {
     /// A job from the queue consumer, for an idle worker.
@@ -104,6 +104,8 @@ struct WorkerSlot {
 
 struct Running {
     execution: Uuid,
+    /// Its job message's place in the stream, published in the heartbeat.
+    stream_seq: u64,
     /// When the job must be over by its own limits; the worker is stuck a grace period later.
     deadline: Instant,
 }
@@ -401,6 +403,7 @@ impl SupervisorState {
             let assignment = self.queue.pop_front().expect("queue is not empty");
             let running = Running {
                 execution: assignment.job.execution_id,
+                stream_seq: assignment.delivery.stream_seq(),
                 deadline: Instant::now() + assignment.job.time_budget(),
             };
             match slot.actor.cast(WorkerMsg::Run(assignment)) {
@@ -464,6 +467,7 @@ impl SupervisorState {
             version: env!("CARGO_PKG_VERSION").to_string(),
             ready: self.docker_down.is_none(),
             last_heartbeat: chrono::Utc::now(),
+            holding: self.holding(),
         };
         let kv = node.queue.nodes.clone();
         tokio::spawn(async move {
@@ -471,6 +475,20 @@ impl SupervisorState {
                 tracing::warn!(error = %e, "heartbeat not written");
             }
         });
+    }
+
+    /// The job messages this node holds: with its workers, and waiting for one.
+    fn holding(&self) -> Vec<Held> {
+        let running = self.workers.values().filter_map(|s| s.running.as_ref());
+        let running = running.map(|r| Held {
+            execution_id: r.execution,
+            stream_seq: r.stream_seq,
+        });
+        let waiting = self.queue.iter().map(|a| Held {
+            execution_id: a.job.execution_id,
+            stream_seq: a.delivery.stream_seq(),
+        });
+        running.chain(waiting).collect()
     }
 
     async fn add_workers(

@@ -1,6 +1,7 @@
 //! WorkerActor: runs one job at a time, from delivery to stored record and ack, then asks for
 //! the next. Delivery is at-least-once, so the job's record decides: a job already final is
-//! acked without running again.
+//! acked without running again, and one running on a node that still holds it is left to
+//! that node.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use super::supervisor::SupervisorMsg;
 use super::{lookup, names, Stop, WorkerContext};
 use crate::model::{ExecutionRecord, Job, Status};
 use crate::queue::jetstream::Delivery;
+use crate::queue::nodes::{self, Holder};
 use crate::queue::records::Versioned;
 use crate::queue::QueueError;
 
@@ -165,7 +167,25 @@ async fn process(
     let records = &ctx.node.queue.records;
     let id = job.execution_id;
     let max_deliver = ctx.node.config.nats.max_deliver;
-    let found = records.get(&id).await?;
+    let mut found = records.get(&id).await?;
+    // Running elsewhere: this delivery is a copy, or came back while its holder still works.
+    while let Some(record) = found.as_ref().map(|f| &f.record) {
+        if record.status != Status::Running {
+            break;
+        }
+        match held_elsewhere(ctx, record, delivery).await? {
+            Holding::Nobody => break,
+            Holding::ThroughAnotherMessage => {
+                tracing::info!(node = ?record.node, "job left to the node running it");
+                return Ok(Processed::Skipped);
+            }
+            // Kept (in-progress acks run beside this) until it ends or its holder is gone.
+            Holding::ThisMessage => {
+                tokio::time::sleep(RECHECK_HOLDER).await;
+                found = records.get(&id).await?;
+            }
+        }
+    }
     if found.as_ref().is_some_and(|f| f.record.status.is_final()) {
         return Ok(Processed::Skipped);
     }
@@ -194,7 +214,16 @@ async fn process(
                 tracing::warn!(execution_id = %id, error = %e, "could not remove an earlier attempt's container");
             }
         }
-        let Some(record) = execute(ctx, job, running, killed).await else {
+        let Some(record) = execute(ctx, job, running.clone(), killed).await else {
+            // Queued again, so that the next node takes it at once rather than wait to see
+            // whether this one still holds it.
+            let queued = ExecutionRecord {
+                status: Status::Queued,
+                node: None,
+                started_at: None,
+                ..running
+            };
+            records.put(&queued).await?;
             return Ok(Processed::HandedBack);
         };
         records.put(&record).await?;
@@ -205,8 +234,50 @@ async fn process(
     result
 }
 
-/// Marks the record running (compare-and-set) and returns it. None when it is final or was
-/// cancelled.
+/// Who has a job whose record says it runs.
+enum Holding {
+    /// Its node died, or lost it (the worker was replaced): this worker takes it over.
+    Nobody,
+    /// A live node, through another message: this one is a copy.
+    ThroughAnotherMessage,
+    /// A live node, through this very message (come back because its in-progress acks went
+    /// missing), or a node whose last heartbeat predates its claim: look again soon.
+    ThisMessage,
+}
+
+const RECHECK_HOLDER: Duration = Duration::from_secs(1);
+
+async fn held_elsewhere(
+    ctx: &WorkerContext,
+    record: &ExecutionRecord,
+    delivery: &Delivery,
+) -> Result<Holding, QueueError> {
+    let node = record.node.as_deref().unwrap_or_default();
+    if node == ctx.node.node_id() {
+        // Another worker here has it; if none has, its worker died and the job is ours.
+        return Ok(match ctx.running.contains_key(&record.execution_id) {
+            true => Holding::ThisMessage,
+            false => Holding::Nobody,
+        });
+    }
+    let entry = nodes::get(&ctx.node.queue.nodes, node).await?;
+    let holder = nodes::holder(
+        entry.as_ref(),
+        &record.execution_id,
+        record.started_at,
+        Utc::now(),
+    );
+    Ok(match holder {
+        Holder::Gone => Holding::Nobody,
+        Holder::Alive { stream_seq } if stream_seq != delivery.stream_seq() => {
+            Holding::ThroughAnotherMessage
+        }
+        Holder::Alive { .. } | Holder::Unknown => Holding::ThisMessage,
+    })
+}
+
+/// Marks the record running (compare-and-set) and returns it. None when it is final, was
+/// cancelled, or another worker claimed it first.
 /// `found` is the record as already read; it is read again only after a lost race.
 async fn claim(
     ctx: &WorkerContext,
@@ -237,6 +308,12 @@ async fn claim(
             return Ok(Some(running));
         }
         found = records.get(&job.execution_id).await?;
+        if found
+            .as_ref()
+            .is_some_and(|f| f.record.status == Status::Running)
+        {
+            return Ok(None);
+        }
     }
 }
 

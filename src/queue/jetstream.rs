@@ -110,9 +110,16 @@ impl Delivery {
         headers.get(names::REQUEST_ID_HEADER).map(|v| v.as_str())
     }
 
-    /// How many times this job has been delivered, this time included.
+    /// How many times this job has been delivered, this time included (a rescue's copy
+    /// counts the deliveries before it).
     pub fn attempt(&self) -> i64 {
-        self.message.info().map(|i| i.delivered).unwrap_or(1)
+        let delivered = self.message.info().map(|i| i.delivered).unwrap_or(1);
+        delivered + names::rescues(self.message.headers.as_ref())
+    }
+
+    /// Where the message sits in the job stream (it stays there until acked).
+    pub fn stream_seq(&self) -> u64 {
+        self.message.info().map(|i| i.stream_sequence).unwrap_or(0)
     }
 
     /// Acks and waits for the server to confirm, so that a job is never acked only in hope.

@@ -4,6 +4,8 @@
 //! - [`jetstream`]: stream, consumers, KV bucket set-up; the delivery handle workers ack with.
 //! - [`records`]: execution records in KV (create, compare-and-set, watch until final).
 //! - [`consumer`]: the worker node's pull loop, taking only as many jobs as workers are free.
+//! - [`nodes`]: heartbeats, the cluster view, and whether a node still holds a job.
+//! - [`rescue`]: publishes again the jobs the stream would never deliver again.
 //! - [`service`]: request/reply on `codebeaker.execute` and `codebeaker.languages`.
 //! - [`embedded`]: the `nats-server -js` child that `serve` runs when no URL is configured.
 
@@ -12,6 +14,7 @@ pub mod embedded;
 pub mod jetstream;
 pub mod nodes;
 pub mod records;
+pub mod rescue;
 pub mod service;
 
 use std::time::Duration;
@@ -57,6 +60,15 @@ pub mod names {
     /// Headers on job messages (and accepted on `codebeaker.execute` requests).
     pub const REQUEST_ID_HEADER: &str = "X-Request-ID";
     pub const EXECUTION_ID_HEADER: &str = "X-Execution-ID";
+    /// How many times the job was published again by a rescue (see `rescue`).
+    pub const RESCUES_HEADER: &str = "X-CodeBeaker-Rescues";
+
+    pub fn rescues(headers: Option<&async_nats::HeaderMap>) -> i64 {
+        headers
+            .and_then(|h| h.get(RESCUES_HEADER))
+            .and_then(|v| v.as_str().parse().ok())
+            .unwrap_or(0)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -263,8 +275,7 @@ async fn prepare(
         config.replicas,
     )
     .await?;
-    let nodes =
-        jetstream::ensure_kv(js, names::NODES, nodes::HEARTBEAT * 6, config.replicas).await?;
+    let nodes = jetstream::ensure_kv(js, names::NODES, nodes::KEPT_FOR, config.replicas).await?;
     Ok((Records::new(executions), nodes))
 }
 

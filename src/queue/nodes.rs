@@ -1,5 +1,6 @@
-//! Cluster membership: each node's heartbeat in the `codebeaker-nodes` KV bucket, and the
-//! list that `GET /workers`, `codebeaker.workers` and `codebeaker cluster` show.
+//! Cluster membership: each node's heartbeat in the `codebeaker-nodes` KV bucket, the list
+//! that `GET /workers`, `codebeaker.workers` and `codebeaker cluster` show, and the answer to
+//! "is the node a running record names still working on it?".
 
 use std::time::Duration;
 
@@ -12,7 +13,10 @@ use super::{records, QueueError};
 /// How often a node writes its entry.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// A node silent for three heartbeats is gone (killed, cut off) and is no longer listed.
-const GONE_AFTER: Duration = Duration::from_secs(15);
+pub const GONE_AFTER: Duration = Duration::from_secs(15);
+/// How long the bucket keeps an entry nobody refreshes: long enough for a surviving node to
+/// rescue the jobs a dead node held (see `rescue`), even after a cluster-wide outage.
+pub const KEPT_FOR: Duration = Duration::from_secs(600);
 
 /// A node as the cluster sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +31,57 @@ pub struct NodeEntry {
     /// False while it takes no jobs (Docker unreachable).
     pub ready: bool,
     pub last_heartbeat: chrono::DateTime<chrono::Utc>,
+    /// The job messages its workers hold (running or about to), so that another node can tell
+    /// a duplicate delivery from a lost job, and rescue the jobs if this node dies.
+    #[serde(default)]
+    pub holding: Vec<Held>,
+}
+
+/// One job message a node holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    pub execution_id: uuid::Uuid,
+    /// Its sequence in the job stream, where its message stays until acked.
+    pub stream_seq: u64,
+}
+
+impl NodeEntry {
+    pub fn is_gone(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.last_heartbeat <= now - GONE_AFTER
+    }
+}
+
+/// Whether the node a running record names still works on that job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// It holds the job, through the message with this stream sequence.
+    Alive { stream_seq: u64 },
+    /// Its entry is too old to tell (it claimed the job after its last heartbeat).
+    Unknown,
+    /// It died, or it lost the job (its worker was replaced): the job is anyone's.
+    Gone,
+}
+
+/// Decides from the holder's entry (if any) whether the job with `id`, claimed by that node at
+/// `claimed_at`, is still in its hands.
+pub fn holder(
+    entry: Option<&NodeEntry>,
+    id: &uuid::Uuid,
+    claimed_at: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Holder {
+    let Some(entry) = entry.filter(|e| !e.is_gone(now)) else {
+        return Holder::Gone;
+    };
+    if let Some(held) = entry.holding.iter().find(|h| h.execution_id == *id) {
+        return Holder::Alive {
+            stream_seq: held.stream_seq,
+        };
+    }
+    match claimed_at {
+        Some(claimed) if claimed >= entry.last_heartbeat => Holder::Unknown,
+        _ => Holder::Gone,
+    }
 }
 
 pub async fn put(nodes: &kv::Store, entry: &NodeEntry) -> Result<(), QueueError> {
@@ -37,8 +92,33 @@ pub async fn put(nodes: &kv::Store, entry: &NodeEntry) -> Result<(), QueueError>
         .map_err(|e| QueueError::kv("heartbeat", e))
 }
 
+/// One node's entry, however old.
+pub async fn get(nodes: &kv::Store, id: &str) -> Result<Option<NodeEntry>, QueueError> {
+    let entry = nodes
+        .get(id)
+        .await
+        .map_err(|e| QueueError::kv("node entry", e))?;
+    // From an incompatible version: not a node of ours.
+    Ok(entry.and_then(|bytes| records::decode::<NodeEntry>(&bytes).ok()))
+}
+
+pub async fn remove(nodes: &kv::Store, id: &str) -> Result<(), QueueError> {
+    nodes
+        .delete(id)
+        .await
+        .map_err(|e| QueueError::kv("node entry removal", e))
+}
+
 /// The nodes alive now, by id.
 pub async fn list(nodes: &kv::Store) -> Result<Vec<NodeEntry>, QueueError> {
+    let now = chrono::Utc::now();
+    let mut alive = all(nodes).await?;
+    alive.retain(|e| !e.is_gone(now));
+    Ok(alive)
+}
+
+/// Every entry in the bucket, the gone nodes' too, by id.
+pub async fn all(nodes: &kv::Store) -> Result<Vec<NodeEntry>, QueueError> {
     let keys: Vec<String> = nodes
         .keys()
         .await
@@ -46,20 +126,80 @@ pub async fn list(nodes: &kv::Store) -> Result<Vec<NodeEntry>, QueueError> {
         .try_collect()
         .await
         .map_err(|e| QueueError::kv("node list", e))?;
-    let cutoff = chrono::Utc::now() - GONE_AFTER;
-    let mut alive = Vec::with_capacity(keys.len());
+    let mut entries = Vec::with_capacity(keys.len());
     for key in keys {
-        let entry = nodes
-            .get(&key)
-            .await
-            .map_err(|e| QueueError::kv("node entry", e))?;
-        // Deleted since listed, or from an incompatible version: not a live node of ours.
-        if let Some(entry) = entry.and_then(|bytes| records::decode::<NodeEntry>(&bytes).ok()) {
-            if entry.last_heartbeat > cutoff {
-                alive.push(entry);
-            }
+        // None: deleted since listed.
+        entries.extend(get(nodes, &key).await?);
+    }
+    entries.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+    use uuid::Uuid;
+
+    fn entry(last_heartbeat: DateTime<Utc>, holding: Vec<Held>) -> NodeEntry {
+        NodeEntry {
+            id: "a".into(),
+            role: "worker".into(),
+            workers: 1,
+            busy: holding.len(),
+            languages: vec![],
+            version: "0".into(),
+            ready: true,
+            last_heartbeat,
+            holding,
         }
     }
-    alive.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(alive)
+
+    #[test]
+    fn a_fresh_entry_listing_the_job_holds_it() {
+        let now = Utc::now();
+        let id = Uuid::new_v4();
+        let held = Held {
+            execution_id: id,
+            stream_seq: 7,
+        };
+        let e = entry(now, vec![held]);
+        let claimed = Some(now - chrono::Duration::seconds(1));
+        assert_eq!(
+            holder(Some(&e), &id, claimed, now),
+            Holder::Alive { stream_seq: 7 }
+        );
+    }
+
+    #[test]
+    fn a_node_counts_as_holding_until_it_is_silent_too_long() {
+        let now = Utc::now();
+        let id = Uuid::new_v4();
+        let held = Held {
+            execution_id: id,
+            stream_seq: 7,
+        };
+        let silent = entry(now - GONE_AFTER, vec![held]);
+        let quiet = entry(now - chrono::Duration::seconds(5), vec![held]);
+        assert_eq!(
+            holder(Some(&quiet), &id, None, now),
+            Holder::Alive { stream_seq: 7 }
+        );
+        assert_eq!(holder(None, &id, Some(now), now), Holder::Gone);
+        assert_eq!(holder(Some(&silent), &id, None, now), Holder::Gone);
+    }
+
+    #[test]
+    fn a_heartbeat_after_the_claim_that_omits_the_job_means_it_was_lost() {
+        let now = Utc::now();
+        let id = Uuid::new_v4();
+        let claimed = now - chrono::Duration::seconds(3);
+        let after = entry(now - chrono::Duration::seconds(1), vec![]);
+        let before = entry(now - chrono::Duration::seconds(4), vec![]);
+        assert_eq!(holder(Some(&after), &id, Some(claimed), now), Holder::Gone);
+        assert_eq!(
+            holder(Some(&before), &id, Some(claimed), now),
+            Holder::Unknown
+        );
+    }
 }

@@ -489,6 +489,22 @@ impl NodeProcess {
         response.json().await.expect("JSON answer")
     }
 
+    /// Polls the job's record until it is final (or `limit` passes, which fails the test).
+    pub async fn final_record(&self, id: &str, limit: Duration) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let record = self.get(&format!("/execution/{id}")).await;
+            if record["status"]
+                .as_str()
+                .is_some_and(|s| !["queued", "running"].contains(&s))
+            {
+                return record;
+            }
+            assert!(Instant::now() < deadline, "job {id} never ended: {record}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// POSTs to `/execute/async`; returns the execution id.
     pub async fn submit(&self, request: Value) -> String {
         let response = reqwest::Client::new()

@@ -1,0 +1,359 @@
+//! Rescue of jobs whose message the stream will never deliver again.
+//!
+//! JetStream redelivers a message nobody acked once its ack_wait passes, and that is how the
+//! jobs of a node that died normally come back. But nats-server 2.9 can lose track of a message
+//! its consumer leader delivered just before that leader died (nats-server#6469): the message
+//! stays in the stream, unacked, and is never delivered again. A machine that dies with a worker
+//! node and a NATS server on it is exactly that case. So each worker node looks, every
+//! heartbeat, at the messages the consumers have delivered but not seen acked (few: the jobs in
+//! flight) and asks each job's record whether anyone still has it:
+//!
+//! - final for an ack_wait: a leftover (its ack was lost); deleted;
+//! - `running` on a node that no longer holds it (see [`nodes::holder`]), or `queued`, while no
+//!   live node's heartbeat lists the message: suspect; lost once it has stayed so for
+//!   [`nodes::GONE_AFTER`], by which time a live node holding it would have listed it.
+//!
+//! A lost job is published again from its message, which is then deleted. Should the stream
+//! deliver the original after all, the copy does no harm: a worker leaves a job that a live
+//! node holds to that node, and claims are compare-and-set.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::message::StreamMessage;
+use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream};
+use async_nats::HeaderMap;
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use super::nodes::{self, Holder, NodeEntry};
+use super::{names, records, Queue, QueueError};
+use crate::model::{ExecutionRecord, Job, Priority, Status};
+
+/// Looks for lost jobs every heartbeat until stopped.
+pub async fn run(queue: Queue, own_id: String, mut stop: watch::Receiver<bool>) {
+    let mut rescuer = Rescuer {
+        ack_wait: Duration::from_secs(queue.config.ack_wait_secs),
+        queue,
+        own_id,
+        suspects: HashMap::new(),
+    };
+    let mut tick = tokio::time::interval(nodes::HEARTBEAT);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(e) = rescuer.sweep().await {
+            tracing::warn!(error = %e, "could not look for lost jobs");
+        }
+    }
+}
+
+struct Rescuer {
+    queue: Queue,
+    own_id: String,
+    ack_wait: Duration,
+    /// Delivered messages whose job was still queued, by stream sequence: when first seen so.
+    suspects: HashMap<u64, Instant>,
+}
+
+/// What a delivered, unacked message is.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Someone has it, or will soon.
+    Held,
+    /// Nobody seems to have it; lost if it stays so.
+    Suspect,
+    /// Its job is long over; only the ack went missing.
+    Leftover,
+}
+
+impl Rescuer {
+    async fn sweep(&mut self) -> Result<(), QueueError> {
+        let now = Utc::now();
+        let nodes: HashMap<String, NodeEntry> = nodes::all(&self.queue.nodes)
+            .await?
+            .into_iter()
+            .map(|e| (e.id.clone(), e))
+            .collect();
+        let stream = self
+            .queue
+            .js
+            .get_stream_no_info(names::STREAM)
+            .await
+            .map_err(|e| QueueError::kv("job stream lookup", e))?;
+        let mut seen = HashSet::new();
+        for priority in Priority::ALL {
+            for message in unacked(&stream, priority).await? {
+                seen.insert(message.sequence);
+                self.look_at(&stream, message, &nodes, now).await?;
+            }
+        }
+        self.suspects.retain(|seq, _| seen.contains(seq));
+        // Whatever a gone node held has been looked at above; its entry is of no more use.
+        for gone in nodes
+            .values()
+            .filter(|e| e.is_gone(now) && e.id != self.own_id)
+        {
+            nodes::remove(&self.queue.nodes, &gone.id).await?;
+        }
+        Ok(())
+    }
+
+    async fn look_at(
+        &mut self,
+        stream: &Stream<()>,
+        message: StreamMessage,
+        nodes: &HashMap<String, NodeEntry>,
+        now: DateTime<Utc>,
+    ) -> Result<(), QueueError> {
+        // One that does not decode is the consumer's to drop.
+        let Ok(job) = records::decode::<Job>(&message.payload) else {
+            return Ok(());
+        };
+        let found = self.queue.records.get(&job.execution_id).await?;
+        let record = found.map(|f| f.record);
+        match verdict(record.as_ref(), message.sequence, nodes, now, self.ack_wait) {
+            Verdict::Held => {
+                self.suspects.remove(&message.sequence);
+            }
+            Verdict::Leftover => delete(stream, message.sequence).await,
+            Verdict::Suspect => {
+                let since = *self
+                    .suspects
+                    .entry(message.sequence)
+                    .or_insert_with(Instant::now);
+                if since.elapsed() >= nodes::GONE_AFTER {
+                    let had_it = record.and_then(|r| r.node).unwrap_or_default();
+                    self.publish_again(&message).await?;
+                    delete(stream, message.sequence).await;
+                    tracing::warn!(
+                        execution_id = %job.execution_id,
+                        node = %had_it,
+                        "job published again: nobody held it and the stream would not deliver it"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish_again(&self, original: &StreamMessage) -> Result<(), QueueError> {
+        let mut headers = HeaderMap::new();
+        for name in [names::EXECUTION_ID_HEADER, names::REQUEST_ID_HEADER] {
+            if let Some(value) = original.headers.get(name) {
+                headers.insert(name, value.clone());
+            }
+        }
+        // Counted as a delivery, so that a job that takes its nodes down is given up on.
+        let rescues = names::rescues(Some(&original.headers)) + 1;
+        headers.insert(names::RESCUES_HEADER, rescues.to_string().as_str());
+        // One copy per original message, however many nodes rescue it at once.
+        let copy_id = format!("rescue/{}", original.sequence);
+        headers.insert("Nats-Msg-Id", copy_id.as_str());
+        let js = &self.queue.js;
+        js.publish_with_headers(original.subject.clone(), headers, original.payload.clone())
+            .await
+            .map_err(|e| QueueError::Publish(e.to_string()))?
+            .await
+            .map_err(|e| QueueError::Publish(e.to_string()))?;
+        let _ = self
+            .queue
+            .client
+            .publish(names::WAKE, bytes::Bytes::new())
+            .await;
+        Ok(())
+    }
+}
+
+fn verdict(
+    record: Option<&ExecutionRecord>,
+    sequence: u64,
+    nodes: &HashMap<String, NodeEntry>,
+    now: DateTime<Utc>,
+    ack_wait: Duration,
+) -> Verdict {
+    let listed = nodes
+        .values()
+        .filter(|e| !e.is_gone(now))
+        .any(|e| e.holding.iter().any(|h| h.stream_seq == sequence));
+    let claimed_by_live_node = |record: &ExecutionRecord| {
+        let node = record.node.as_deref().unwrap_or_default();
+        let holder = nodes::holder(
+            nodes.get(node),
+            &record.execution_id,
+            record.started_at,
+            now,
+        );
+        holder != Holder::Gone
+    };
+    match record {
+        Some(r) if r.status.is_final() => {
+            let over = r.finished_at.unwrap_or(now);
+            match (now - over).to_std().unwrap_or_default() > ack_wait {
+                true => Verdict::Leftover,
+                false => Verdict::Held,
+            }
+        }
+        _ if listed => Verdict::Held,
+        Some(r) if r.status == Status::Running && claimed_by_live_node(r) => Verdict::Held,
+        // Queued, running on a node that lost it, or published from outside with no record.
+        _ => Verdict::Suspect,
+    }
+}
+
+/// The messages of one priority that its consumer delivered and has not seen acked: those
+/// after its ack floor, up to the last it delivered (acked ones are gone from the stream).
+async fn unacked(
+    stream: &Stream<()>,
+    priority: Priority,
+) -> Result<Vec<StreamMessage>, QueueError> {
+    let info = stream
+        .consumer_info(names::consumer(priority))
+        .await
+        .map_err(|e| QueueError::kv("consumer info", e))?;
+    let last = info.delivered.stream_sequence;
+    let mut next = info.ack_floor.stream_sequence + 1;
+    let mut found = Vec::new();
+    while next <= last {
+        let message = match stream
+            .get_first_raw_message_by_subject(names::job_subject(priority), next)
+            .await
+        {
+            Ok(message) => message,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => break,
+            Err(e) => return Err(QueueError::kv("job message read", e)),
+        };
+        if message.sequence > last {
+            break;
+        }
+        next = message.sequence + 1;
+        found.push(message);
+    }
+    Ok(found)
+}
+
+/// Best effort: a message left behind is only delivered again and skipped.
+async fn delete(stream: &Stream<()>, sequence: u64) {
+    if let Err(e) = stream.delete_message(sequence).await {
+        tracing::debug!(error = %e, sequence, "job message not deleted");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LimitsConfig;
+    use crate::languages::Languages;
+    use crate::model::ExecuteRequest;
+    use crate::queue::nodes::Held;
+
+    const ACK_WAIT: Duration = Duration::from_secs(30);
+
+    fn record(status: Status, node: Option<&str>, at: DateTime<Utc>) -> ExecutionRecord {
+        let job = ExecuteRequest::new("python", "print(1)")
+            .validate(&Languages::load(None).unwrap(), &LimitsConfig::default())
+            .unwrap();
+        ExecutionRecord {
+            node: node.map(str::to_string),
+            started_at: Some(at),
+            finished_at: status.is_final().then_some(at),
+            ..ExecutionRecord::new(&job, status)
+        }
+    }
+
+    fn node(id: &str, last_heartbeat: DateTime<Utc>, holding: Vec<Held>) -> (String, NodeEntry) {
+        let entry = NodeEntry {
+            id: id.into(),
+            role: "worker".into(),
+            workers: 2,
+            busy: holding.len(),
+            languages: vec![],
+            version: "0".into(),
+            ready: true,
+            last_heartbeat,
+            holding,
+        };
+        (id.to_string(), entry)
+    }
+
+    fn secs(n: i64) -> chrono::Duration {
+        chrono::Duration::seconds(n)
+    }
+
+    #[test]
+    fn a_job_running_on_a_node_that_holds_it_is_held() {
+        let now = Utc::now();
+        let running = record(Status::Running, Some("a"), now - secs(10));
+        let held = Held {
+            execution_id: running.execution_id,
+            stream_seq: 4,
+        };
+        let nodes = HashMap::from([node("a", now - secs(2), vec![held])]);
+        assert_eq!(
+            verdict(Some(&running), 4, &nodes, now, ACK_WAIT),
+            Verdict::Held
+        );
+    }
+
+    #[test]
+    fn a_job_running_on_a_silent_or_forgetful_node_is_suspect() {
+        let now = Utc::now();
+        let running = record(Status::Running, Some("a"), now - secs(10));
+        let silent = HashMap::from([node("a", now - secs(20), vec![])]);
+        let forgetful = HashMap::from([node("a", now - secs(1), vec![])]);
+        assert_eq!(
+            verdict(Some(&running), 4, &silent, now, ACK_WAIT),
+            Verdict::Suspect
+        );
+        assert_eq!(
+            verdict(Some(&running), 4, &forgetful, now, ACK_WAIT),
+            Verdict::Suspect
+        );
+        assert_eq!(
+            verdict(Some(&running), 4, &HashMap::new(), now, ACK_WAIT),
+            Verdict::Suspect
+        );
+    }
+
+    #[test]
+    fn a_queued_job_is_suspect_unless_a_live_node_lists_its_message() {
+        let now = Utc::now();
+        let queued = record(Status::Queued, None, now);
+        let held = Held {
+            execution_id: queued.execution_id,
+            stream_seq: 9,
+        };
+        let live = HashMap::from([node("b", now - secs(1), vec![held])]);
+        let gone = HashMap::from([node("b", now - secs(16), vec![held])]);
+        assert_eq!(
+            verdict(Some(&queued), 9, &live, now, ACK_WAIT),
+            Verdict::Held
+        );
+        assert_eq!(
+            verdict(Some(&queued), 9, &gone, now, ACK_WAIT),
+            Verdict::Suspect
+        );
+        assert_eq!(
+            verdict(None, 9, &HashMap::new(), now, ACK_WAIT),
+            Verdict::Suspect
+        );
+    }
+
+    #[test]
+    fn a_final_job_is_a_leftover_only_after_an_ack_wait() {
+        let now = Utc::now();
+        let fresh = record(Status::Completed, Some("a"), now - secs(1));
+        let old = record(Status::Completed, Some("a"), now - secs(31));
+        let none = HashMap::new();
+        assert_eq!(
+            verdict(Some(&fresh), 1, &none, now, ACK_WAIT),
+            Verdict::Held
+        );
+        assert_eq!(
+            verdict(Some(&old), 1, &none, now, ACK_WAIT),
+            Verdict::Leftover
+        );
+    }
+}
