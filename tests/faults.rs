@@ -202,7 +202,19 @@ async fn a_cluster_losing_a_nats_server_and_a_worker_node_mid_run_ends_every_job
         ids.push(submit_until_accepted(&api, i).await);
     }
     for (i, id) in ids.iter().enumerate() {
-        let record = api.final_record(id, Duration::from_secs(120)).await;
+        let record = match api.wait_final(id, Duration::from_secs(120)).await {
+            Ok(record) => record,
+            Err(record) => panic!(
+                "job {i} never ended: {record}\nwhat the nodes logged about it or about rescues:\n{}",
+                workers
+                    .iter()
+                    .flat_map(|w| w.log_lines())
+                    .filter(|l| l.to_string().contains(id.as_str()) || l["target"] == "codebeaker::queue::rescue")
+                    .map(|l| l.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+        };
         assert_eq!(record["status"], "completed", "{record}");
         assert_eq!(record["stdout"], format!("{i}\n"));
     }

@@ -40,6 +40,12 @@ pub struct WorkerState {
     supervisor: ActorRef<SupervisorMsg>,
 }
 
+/// How long a finished job's worker keeps trying to store its record.
+const STORE_PATIENCE: Duration = Duration::from_secs(20);
+/// The pause before a job whose record could not be read or stored is delivered again, times
+/// its delivery count.
+const RETRY_PAUSE: Duration = Duration::from_secs(2);
+
 /// How long a container create may take before the job is failed.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -112,10 +118,13 @@ impl Actor for WorkerActor {
                 tracing::info!(execution_id = %job.execution_id, "job handed back: this node is leaving");
                 delivery.nak().await;
             }
-            // The record could not be stored: hand the job back rather than lose it.
+            // The record could not be read or stored: hand the job back rather than lose it,
+            // after a pause, so that a NATS outage of a few seconds does not use up its
+            // deliveries at once.
             Err(e) => {
-                tracing::error!(execution_id = %job.execution_id, error = %e, "job handed back");
-                delivery.nak().await;
+                let pause = RETRY_PAUSE * u32::try_from(delivery.attempt()).unwrap_or(1);
+                tracing::error!(execution_id = %job.execution_id, error = %e, "job handed back; delivered again in {pause:?}");
+                delivery.nak_after(pause).await;
             }
         }
         state
@@ -194,7 +203,7 @@ async fn process(
             job,
             format!("gave up after {max_deliver} deliveries: each node that took the job stopped before finishing it"),
         );
-        records.put(&record).await?;
+        records.put_final(&record, STORE_PATIENCE).await?;
         return Ok(Processed::Finished(Box::new(record)));
     }
     // Registered before the job is marked running, so that a cancel seen as running finds it.
@@ -226,7 +235,7 @@ async fn process(
             records.put(&queued).await?;
             return Ok(Processed::HandedBack);
         };
-        records.put(&record).await?;
+        records.put_final(&record, STORE_PATIENCE).await?;
         Ok(Processed::Finished(Box::new(record)))
     }
     .await;

@@ -146,7 +146,16 @@ impl Delivery {
 
     /// Hands the job back for immediate redelivery to any node.
     pub async fn nak(&self) {
-        if let Err(e) = self.message.ack_with(AckKind::Nak(None)).await {
+        self.hand_back(None).await
+    }
+
+    /// Hands the job back, to be delivered again after `pause`.
+    pub async fn nak_after(&self, pause: Duration) {
+        self.hand_back(Some(pause)).await
+    }
+
+    async fn hand_back(&self, pause: Option<Duration>) {
+        if let Err(e) = self.message.ack_with(AckKind::Nak(pause)).await {
             tracing::warn!(error = %e, "nak failed");
         }
     }

@@ -119,17 +119,24 @@ pub async fn list(nodes: &kv::Store) -> Result<Vec<NodeEntry>, QueueError> {
 
 /// Every entry in the bucket, the gone nodes' too, by id.
 pub async fn all(nodes: &kv::Store) -> Result<Vec<NodeEntry>, QueueError> {
-    let keys: Vec<String> = nodes
-        .keys()
+    // The keys come from the stream's subject counts rather than the client's `keys()`: that
+    // creates a consumer, which a NATS cluster that just lost a server can fail to create for
+    // minutes, while this is one request to the stream's leader.
+    let subjects: Vec<(String, usize)> = nodes
+        .stream
+        .info_with_subjects(format!("{}>", nodes.prefix))
         .await
         .map_err(|e| QueueError::kv("node list", e))?
         .try_collect()
         .await
         .map_err(|e| QueueError::kv("node list", e))?;
-    let mut entries = Vec::with_capacity(keys.len());
-    for key in keys {
-        // None: deleted since listed.
-        entries.extend(get(nodes, &key).await?);
+    let mut entries = Vec::with_capacity(subjects.len());
+    for (subject, _) in subjects {
+        let key = subject
+            .strip_prefix(nodes.prefix.as_str())
+            .unwrap_or(&subject);
+        // None: deleted.
+        entries.extend(get(nodes, key).await?);
     }
     entries.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(entries)

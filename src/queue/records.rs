@@ -79,6 +79,27 @@ impl Records {
             .map_err(|e| QueueError::kv("store record", e))
     }
 
+    /// Stores a final record, trying again for up to `patience`: the result is in hand, and a
+    /// NATS cluster electing a new leader refuses writes for a few seconds.
+    pub async fn put_final(
+        &self,
+        record: &ExecutionRecord,
+        patience: Duration,
+    ) -> Result<(), QueueError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.put(record).await {
+                Err(e) if tokio::time::Instant::now() + pause < deadline => {
+                    tracing::warn!(error = %e, "storing the result failed; trying again in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                stored => return stored,
+            }
+        }
+    }
+
     /// Waits until the record reaches a final status, or `limit` passes (then returns the
     /// latest record seen, if any).
     pub async fn wait_final(

@@ -114,7 +114,9 @@ impl Rescuer {
         };
         let found = self.queue.records.get(&job.execution_id).await?;
         let record = found.map(|f| f.record);
-        match verdict(record.as_ref(), message.sequence, nodes, now, self.ack_wait) {
+        let verdict = verdict(record.as_ref(), message.sequence, nodes, now, self.ack_wait);
+        tracing::debug!(execution_id = %job.execution_id, sequence = message.sequence, ?verdict, "looked at");
+        match verdict {
             Verdict::Held => {
                 self.suspects.remove(&message.sequence);
             }
@@ -231,6 +233,14 @@ async fn unacked(
         next = message.sequence + 1;
         found.push(message);
     }
+    tracing::debug!(
+        priority = priority.as_str(),
+        ack_floor = info.ack_floor.stream_sequence,
+        delivered = last,
+        ack_pending = info.num_ack_pending,
+        unacked = ?found.iter().map(|m| m.sequence).collect::<Vec<_>>(),
+        "delivered job messages not acked"
+    );
     Ok(found)
 }
 
