@@ -8,7 +8,8 @@
 //! - [`model`]: the request, the execution record and its statuses; request validation.
 //! - [`languages`]: language definitions, loaded from `languages.toml` (data, not code).
 //! - [`queue`]: NATS JetStream between API and workers: job stream, records in KV, node
-//!   heartbeats, the pull loop, request/reply, the embedded nats-server.
+//!   heartbeats, the rescue of jobs the stream lost, the pull loop, request/reply, the
+//!   embedded nats-server.
 //! - [`actors`]: the per-node actor tree: Supervisor (health checks, autoscaling), WorkerActor,
 //!   RuntimeActor (warm pool), MetricsActor.
 //! - [`sandbox`]: Docker through bollard: hardened container spec, limits, output capture.

@@ -247,7 +247,7 @@ async fn a_copy_of_a_job_that_a_live_node_runs_is_left_to_that_node() {
     let a = NodeProcess::start("worker", &nats.url, 1).await;
     let b = NodeProcess::start("worker", &nats.url, 1).await;
     let id = api
-        .submit(json!({"language": "python", "code": "import time; time.sleep(4); print('once')", "timeout": 10}))
+        .submit(json!({"language": "python", "code": "import time; time.sleep(8); print('once')", "timeout": 15}))
         .await;
     let running = eventually(Duration::from_secs(10), || async {
         api.get(&format!("/execution/{id}")).await["status"] == "running"
@@ -260,6 +260,20 @@ async fn a_copy_of_a_job_that_a_live_node_runs_is_left_to_that_node() {
     } else {
         (&b, &a)
     };
+    // Once the holder's heartbeat lists the job, any node can tell the copy from a lost job.
+    let listed = eventually(Duration::from_secs(10), || async {
+        let nodes = api.get("/workers").await;
+        nodes.as_array().unwrap().iter().any(|n| {
+            n["id"] == holder.node_id.as_str()
+                && n["holding"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|h| h["execution_id"] == id.as_str())
+        })
+    })
+    .await;
+    assert!(listed, "the holder's heartbeat lists the job");
 
     // The copy: the job's own message, published again under another message id.
     let js = async_nats::jetstream::new(async_nats::connect(&nats.url).await.unwrap());
