@@ -131,8 +131,21 @@ async fn a_new_node_removes_containers_its_earlier_run_left() {
             .len(),
         1
     );
+    let left = String::from_utf8(created.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
     let node = TestNode::with_config(config).await;
-    assert!(node.leftover_containers().await.is_empty());
+    // That very container: the new node's pools may be creating others at this moment.
+    let listed = sandbox
+        .list_labelled("codebeaker.node", node.node().node_id())
+        .await
+        .unwrap();
+    let still_there = listed.contains(&left);
+    assert!(
+        !still_there,
+        "the earlier run's container {left} is still there"
+    );
 }
 
 #[tokio::test]
