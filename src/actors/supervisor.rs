@@ -186,13 +186,8 @@ impl Actor for Supervisor {
         myself
             .stop_children_and_wait(Some("node stopping".into()), Some(Duration::from_secs(5)))
             .await;
-        let _ = state
-            .args
-            .node
-            .queue
-            .nodes
-            .delete(state.args.node.node_id())
-            .await;
+        let node = &state.args.node;
+        let _ = nodes::remove(&node.queue.nodes, node.node_id()).await;
         Ok(())
     }
 

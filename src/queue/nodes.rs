@@ -46,6 +46,26 @@ pub struct Held {
 }
 
 impl NodeEntry {
+    /// A worker node's entry with the given heartbeat and holdings (for tests of decisions).
+    #[cfg(test)]
+    pub(crate) fn worker(
+        id: &str,
+        last_heartbeat: chrono::DateTime<chrono::Utc>,
+        holding: Vec<Held>,
+    ) -> NodeEntry {
+        NodeEntry {
+            id: id.into(),
+            role: "worker".into(),
+            workers: 2,
+            busy: holding.len(),
+            languages: vec![],
+            version: "0".into(),
+            ready: true,
+            last_heartbeat,
+            holding,
+        }
+    }
+
     pub fn is_gone(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
         self.last_heartbeat <= now - GONE_AFTER
     }
@@ -149,17 +169,7 @@ mod tests {
     use uuid::Uuid;
 
     fn entry(last_heartbeat: DateTime<Utc>, holding: Vec<Held>) -> NodeEntry {
-        NodeEntry {
-            id: "a".into(),
-            role: "worker".into(),
-            workers: 1,
-            busy: holding.len(),
-            languages: vec![],
-            version: "0".into(),
-            ready: true,
-            last_heartbeat,
-            holding,
-        }
+        NodeEntry::worker("a", last_heartbeat, holding)
     }
 
     #[test]

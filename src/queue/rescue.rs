@@ -274,18 +274,10 @@ mod tests {
     }
 
     fn node(id: &str, last_heartbeat: DateTime<Utc>, holding: Vec<Held>) -> (String, NodeEntry) {
-        let entry = NodeEntry {
-            id: id.into(),
-            role: "worker".into(),
-            workers: 2,
-            busy: holding.len(),
-            languages: vec![],
-            version: "0".into(),
-            ready: true,
-            last_heartbeat,
-            holding,
-        };
-        (id.to_string(), entry)
+        (
+            id.to_string(),
+            NodeEntry::worker(id, last_heartbeat, holding),
+        )
     }
 
     fn secs(n: i64) -> chrono::Duration {
