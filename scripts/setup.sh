@@ -27,9 +27,11 @@ install_packages() {
   command -v nats-server >/dev/null || missing+=(nats-server)
   command -v runsc >/dev/null || missing+=(runsc)
   command -v curl >/dev/null || missing+=(curl)
+  # The executor's seccomp filter links libseccomp (the images have its runtime library).
+  [ -e /usr/include/seccomp.h ] || missing+=(libseccomp-dev)
   # Prometheus: the metrics test scrapes a node with the real thing.
   command -v prometheus >/dev/null || missing+=(prometheus)
-  if [ ${#missing[@]} -eq 0 ]; then say "packages present: docker.io, debootstrap, nats-server, runsc, prometheus"; return; fi
+  if [ ${#missing[@]} -eq 0 ]; then say "packages present: docker.io, debootstrap, nats-server, runsc, prometheus, libseccomp-dev"; return; fi
   say "installing Debian packages: ${missing[*]}"
   apt-get update -q >/dev/null
   # No package may start its daemon (they would listen on every interface): we start what we
@@ -99,7 +101,7 @@ build_base() {
 # Builds image $2 from directory $1 on base $3, unless an image built from the same content on
 # the same base exists (the pair's hash is kept as a label).
 build_image() {
-  local dir=$1 tag=$2 base=$3 name; name=$(basename "$dir")
+  local dir=$1 tag=$2 base=$3 name=${4:-$(basename "$1")}
   # Content only (names and bytes), so a fresh clone with new mtimes is still up to date.
   local hash; hash=$( { (cd "$dir" && find . -type f -print0 | sort -z | xargs -0 sha256sum);
                         docker image inspect -f '{{.Id}}' "$base"; } | sha256sum | cut -c1-16)
@@ -116,12 +118,31 @@ build_image() {
   say "built $tag"
 }
 
+# The cell's executor, built from this checkout (crate cell/) on this Debian release, the same
+# as the images': it links the system's glibc and libseccomp.
+build_executor() {
+  say "building the cell executor (cargo build --release -p codebeaker-cell)"
+  cargo build --release --quiet -p codebeaker-cell --features executor
+  mkdir -p "$DATA_DIR/cell"
+  cp target/release/codebeaker-cell "$DATA_DIR/cell/codebeaker-cell"
+  cp docker/cell/Dockerfile "$DATA_DIR/cell/Dockerfile"
+}
+
+# A language's image: its toolchain (docker/runtimes/<lang>), then the executor as one last
+# layer, so that a new executor costs one small layer per language, not a rebuild.
+build_language() {
+  local lang=$1
+  build_image "docker/runtimes/$lang" "codebeaker/$lang-runtime:latest" codebeaker/runtime-base:latest \
+    && build_image "$DATA_DIR/cell" "codebeaker/$lang:latest" "codebeaker/$lang-runtime:latest" "cell-$lang"
+}
+
 # Language images share the runtime base and build in parallel (their time is mostly downloads).
 build_runtimes() {
   build_image docker/runtime-base codebeaker/runtime-base:latest "$BASE_IMAGE"
+  build_executor
   local pids=() failed=0
   for lang in $LANGUAGES; do
-    build_image "docker/runtimes/$lang" "codebeaker/$lang:latest" codebeaker/runtime-base:latest &
+    build_language "$lang" &
     pids+=($!)
     # At most three builds at once on a small machine.
     if [ ${#pids[@]} -ge 3 ]; then wait "${pids[0]}" || failed=1; pids=("${pids[@]:1}"); fi

@@ -5,14 +5,13 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use bollard::models::ContainerCreateBody;
 use serde::Serialize;
 
 use crate::client::{Client, ClientError};
 use crate::config::Config;
 use crate::languages::Languages;
 use crate::model::{ExecuteRequest, Status};
-use crate::sandbox::container::Spec;
+use crate::sandbox::container::{self, Shape};
 use crate::sandbox::limits::Limits;
 
 #[derive(Debug, Serialize)]
@@ -442,93 +441,33 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e5).round() / 100.0
 }
 
-/// The `docker run` command line equivalent to the node's container spec for a python job,
-/// derived from the same [`Spec`] so that the baseline cannot drift from what the node does.
+/// The `docker run` command line equivalent to the node's cell for a python job, derived
+/// from the same spec so that the baseline cannot drift from what the node does; the program
+/// runs as the container's main process, without the executor.
 fn docker_run_args(config: &Config) -> Vec<String> {
     let languages = Languages::load(config.languages_file.as_deref()).expect("languages load");
     let language = languages.get("python").expect("python is defined");
     let limits = Limits::resolve(&config.limits, &language.limits, &Default::default())
         .expect("defaults are valid");
-    let body = Spec {
-        execution_id: Some("bench".into()),
-        node_id: "bench",
-        language,
-        args: &[],
-        limits: &limits,
-        user: &config.docker.user,
-        runtime: config.docker.runtime.as_deref(),
-    }
-    .build();
-    cli_args(&body, &["python3", "-c", "print(1)"])
-}
-
-fn cli_args(body: &ContainerCreateBody, cmd: &[&str]) -> Vec<String> {
-    let host = body.host_config.clone().unwrap_or_default();
-    let mut args: Vec<String> = vec!["run".into(), "--rm".into()];
-    let mut flag = |name: &str, value: String| {
-        args.push(format!("--{name}={value}"));
+    let shape = Shape {
+        image: language.image.clone(),
+        runtime: language
+            .runtime_or(config.docker.runtime.as_deref())
+            .map(str::to_string),
+        memory: limits.memory,
+        pids: limits.pids,
+        cpus: limits.cpus,
+        tmpfs: limits.tmpfs,
+        open_files: limits.open_files,
     };
-    if let Some(v) = host.network_mode {
-        flag("network", v);
-    }
-    if host.readonly_rootfs == Some(true) {
-        flag("read-only", "true".into());
-    }
-    for (path, options) in host.tmpfs.unwrap_or_default() {
-        flag("tmpfs", format!("{path}:{options}"));
-    }
-    if let Some(v) = host.memory {
-        flag("memory", v.to_string());
-    }
-    if let Some(v) = host.memory_swap {
-        flag("memory-swap", v.to_string());
-    }
-    if let Some(v) = host.nano_cpus {
-        flag("cpus", format!("{}", v as f64 / 1e9));
-    }
-    if let Some(v) = host.pids_limit {
-        flag("pids-limit", v.to_string());
-    }
-    if let Some(v) = host.shm_size {
-        flag("shm-size", v.to_string());
-    }
-    for cap in host.cap_drop.unwrap_or_default() {
-        flag("cap-drop", cap);
-    }
-    for opt in host.security_opt.unwrap_or_default() {
-        flag("security-opt", opt);
-    }
-    for u in host.ulimits.unwrap_or_default() {
-        let (name, soft, hard) = (
-            u.name.unwrap_or_default(),
-            u.soft.unwrap_or(0),
-            u.hard.unwrap_or(0),
-        );
-        flag("ulimit", format!("{name}={soft}:{hard}"));
-    }
-    if let Some(log) = host.log_config.and_then(|l| l.typ) {
-        flag("log-driver", log);
-    }
-    if let Some(runtime) = host.runtime {
-        flag("runtime", runtime);
-    }
-    if let Some(user) = &body.user {
-        flag("user", user.clone());
-    }
-    if let Some(dir) = &body.working_dir {
-        flag("workdir", dir.clone());
-    }
-    for env in body.env.clone().unwrap_or_default() {
-        flag("env", env);
-    }
-    let entrypoint = body.entrypoint.clone().unwrap_or_default();
-    if let Some(first) = entrypoint.first() {
-        flag("entrypoint", first.clone());
-    }
-    args.push(body.image.clone().unwrap_or_default());
-    args.extend(entrypoint.into_iter().skip(1));
-    args.extend(cmd.iter().map(|s| s.to_string()));
-    args
+    let profile = std::env::temp_dir().join("codebeaker-bench-seccomp.json");
+    container::docker_run_args(
+        &shape,
+        &config.docker.user,
+        &profile,
+        &["python3", "-c", "print(1)"],
+    )
+    .expect("the seccomp profile can be written to the temp dir")
 }
 
 /// Prints the measurements as a table.
@@ -571,10 +510,11 @@ mod tests {
             "--read-only=true",
             "--cap-drop=ALL",
             "--security-opt=no-new-privileges",
-            "--pids-limit=64",
-            "--ulimit=nofile=256:256",
+            "--pids-limit=66",
+            "--ulimit=nofile=320:320",
             "--user=10001:10001",
-            "--entrypoint=/usr/bin/tini codebeaker/python:latest -- python3 -c print(1)",
+            "--security-opt=seccomp=/",
+            "--entrypoint=python3 codebeaker/python:latest -c print(1)",
         ] {
             assert!(args.contains(expected), "missing {expected} in {args}");
         }

@@ -187,6 +187,19 @@ pub struct DockerConfig {
     pub runtime: Option<String>,
     /// Uid:gid the job runs as inside the container; images create this user.
     pub user: String,
+    /// `cell` (default): a cell serves up to `cell_max_jobs` jobs, each in fresh namespaces.
+    /// `container`: a cell serves one job and is removed. Languages may choose their own.
+    pub backend: Backend,
+    /// Jobs a cell serves before it is replaced.
+    pub cell_max_jobs: u32,
+}
+
+/// Whether a cell serves many jobs or one; see [`DockerConfig::backend`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Cell,
+    Container,
 }
 
 /// Per-job limits: defaults a request gets when it names none, and the maxima it may ask for.
@@ -268,6 +281,8 @@ impl Default for DockerConfig {
         DockerConfig {
             runtime: None,
             user: "10001:10001".into(),
+            backend: Backend::Cell,
+            cell_max_jobs: 500,
         }
     }
 }

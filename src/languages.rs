@@ -37,6 +37,9 @@ pub struct Language {
     /// OCI runtime for this language's jobs (e.g. `runsc`), over the deployment's choice.
     #[serde(default)]
     pub runtime: Option<String>,
+    /// `cell` or `container`, over the deployment's `[docker] backend`.
+    #[serde(default)]
+    pub backend: Option<crate::config::Backend>,
 }
 
 impl Language {

@@ -1,18 +1,19 @@
-//! RuntimeActor: one per language. It owns the language's image and hands out containers: a
-//! warm one from its pool when one fits the job, else a fresh one. Docker calls run in spawned
-//! tasks so that one slow create never holds up the next request.
+//! RuntimeActor: one per language. It owns the language's image and hands out cells: a ready
+//! one from its pool when the job fits the pool's shape, else one made for the job. Docker calls
+//! run in spawned tasks so that one slow create never holds up the next request.
 //!
-//! The pool holds containers created with the language's default limits, attached and
-//! started, their bootstrap waiting on stdin. Each serves one job and is then removed. The pool
-//! refills as it is used; a job that finds it empty raises its size (up to max), and a quiet
-//! spell (`pool.shrink_after_secs`) lowers it again, one step at a time (down to min). A job whose container would differ from the pool's
-//! (other limits, arguments) gets a container of its own.
+//! The pool holds cells of the language's default shape (memory, pids, CPU), started, their
+//! executor waiting for a job. A worker gives its cell back when the job is done; the cell
+//! returns to the pool until it has served `docker.cell_max_jobs` jobs (one, for the
+//! `container` backend and under gVisor), broke, or is surplus. The pool refills as it is used;
+//! a job that finds it empty raises its size (up to max), and a quiet spell
+//! (`pool.shrink_after_secs`) lowers it again, one step at a time (down to min). A job of
+//! another shape (say, more memory) gets a cell of its own, removed after it.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bollard::models::ContainerCreateBody;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::metrics::MetricsMsg;
@@ -20,22 +21,25 @@ use super::{names, WorkerContext};
 use crate::config::PoolRange;
 use crate::languages::Language;
 use crate::model::{ExecuteRequest, Job};
-use crate::sandbox::{Attached, Container, Sandbox, SandboxError};
+use crate::sandbox::container::Owner;
+use crate::sandbox::{Cell, Sandbox, SandboxError, Shape};
 
 /// Longest time between two looks at whether the pool may shrink.
 const SHRINK_CHECK: Duration = Duration::from_secs(10);
 
 pub enum RuntimeMsg {
-    /// A container for this job.
-    Acquire(Box<Job>, RpcReplyPort<Result<Container, SandboxError>>),
+    /// A cell for this job.
+    Acquire(Box<Job>, RpcReplyPort<Result<Cell, SandboxError>>),
+    /// A worker is done with its cell.
+    Release(Box<Cell>),
     /// The Supervisor's health check.
     Ping(RpcReplyPort<()>),
-    /// Ids of the containers the pool holds or is starting.
+    /// Ids of the cells the pool holds or is starting.
     Pooled(RpcReplyPort<Vec<String>>),
-    /// A pool container was created and is being started.
+    /// A pool cell was created and is being started.
     Warming(String),
-    /// A pool container is ready, or could not be made (with its id if it was created).
-    Warmed(Option<String>, Result<Attached, SandboxError>),
+    /// A pool cell is ready, or could not be made (with its id if it was created).
+    Warmed(Option<String>, Result<Cell, SandboxError>),
     /// Time to see whether the pool may shrink.
     Shrink,
 }
@@ -49,24 +53,28 @@ pub struct RuntimeState {
 }
 
 struct Pool {
-    /// What a pooled container looks like; a job fits when its own container would be equal.
-    body: ContainerCreateBody,
+    /// What a pooled cell is made of; a job fits when its own cell would be the same.
+    shape: Shape,
+    /// Jobs a pooled cell serves before it is replaced.
+    jobs_per_cell: u32,
     range: PoolRange,
     /// Time without an empty-pool miss before the pool steps down.
     quiet: Duration,
     target: usize,
-    ready: VecDeque<Attached>,
+    ready: VecDeque<Cell>,
     /// Created, being attached and started.
     warming: HashSet<String>,
     /// Warm-ups asked for and not yet back.
     in_flight: usize,
-    /// Jobs that fit but found the pool empty: each takes the next container warmed, which
-    /// is no later than one created for it now, and no Docker work is done twice.
+    /// Pooled cells out with workers that will come back (cells that serve one job do not).
+    lent: usize,
+    /// Jobs that fit but found the pool empty: each takes the next cell warmed or given back,
+    /// which is no later than one created for it now, and no Docker work is done twice.
     waiting: VecDeque<(Box<Job>, Reply)>,
     last_miss: Instant,
 }
 
-type Reply = RpcReplyPort<Result<Container, SandboxError>>;
+type Reply = RpcReplyPort<Result<Cell, SandboxError>>;
 
 impl Actor for RuntimeActor {
     type Msg = RuntimeMsg;
@@ -86,13 +94,15 @@ impl Actor for RuntimeActor {
             .validate(&ctx.node.languages, &config.limits)?;
         let range = config.pool.range(&language.name);
         let pool = Pool {
-            body: ctx.sandbox.body(&typical, None),
+            shape: ctx.sandbox.shape(&typical),
+            jobs_per_cell: ctx.sandbox.jobs_per_cell(&typical),
             range,
             quiet: Duration::from_secs(config.pool.shrink_after_secs),
             target: range.min,
             ready: VecDeque::new(),
             warming: HashSet::new(),
             in_flight: 0,
+            lent: 0,
             waiting: VecDeque::new(),
             last_miss: Instant::now(),
         };
@@ -135,9 +145,14 @@ impl Actor for RuntimeActor {
                     return Ok(());
                 }
                 match state.take_warm() {
-                    Some(warm) => hand_over(&state.ctx.sandbox, Container::Warm(warm), reply),
+                    Some(warm) => state.lend(warm, reply),
                     None => state.pool.waiting.push_back((job, reply)),
                 }
+                state.refill(&myself);
+                state.report();
+            }
+            RuntimeMsg::Release(cell) => {
+                state.release(*cell);
                 state.refill(&myself);
                 state.report();
             }
@@ -148,12 +163,10 @@ impl Actor for RuntimeActor {
                 }
                 let waiter = state.pool.waiting.pop_front();
                 match (warmed, waiter) {
-                    (Ok(warm), Some((_, reply))) => {
-                        hand_over(&state.ctx.sandbox, Container::Warm(warm), reply)
-                    }
+                    (Ok(warm), Some((_, reply))) => state.lend(warm, reply),
                     (Ok(warm), None) => state.pool.ready.push_back(warm),
                     (Err(e), waiter) => {
-                        tracing::warn!(language = %state.language.name, error = %e, "could not start a pool container");
+                        tracing::warn!(language = %state.language.name, error = %e, "could not start a pool cell");
                         if let Some((job, reply)) = waiter {
                             state.create_cold(job, reply);
                         }
@@ -172,19 +185,44 @@ impl Actor for RuntimeActor {
 }
 
 impl RuntimeState {
-    /// Whether a pooled container is the one this job needs.
+    /// Whether a pooled cell is the one this job needs.
     fn fits(&self, job: &Job) -> bool {
-        self.pool.range.max > 0 && self.ctx.sandbox.body(job, None) == self.pool.body
+        self.pool.range.max > 0 && self.ctx.sandbox.shape(job) == self.pool.shape
     }
 
-    /// A live pooled container, if one is ready. An empty pool raises its target.
-    fn take_warm(&mut self) -> Option<Attached> {
+    /// Hands a pooled cell to a worker, counting it as coming back if it can serve again.
+    fn lend(&mut self, cell: Cell, reply: Reply) {
+        if self.pool.jobs_per_cell > 1 {
+            self.pool.lent += 1;
+        }
+        hand_over(&self.ctx.sandbox, cell, reply);
+    }
+
+    /// A cell a worker gave back: to a waiting job, back to the pool (surplus goes when the
+    /// pool shrinks), or removed when spent, broken or of another shape.
+    fn release(&mut self, mut cell: Cell) {
+        let pooled = cell.shape == self.pool.shape && self.pool.jobs_per_cell > 1;
+        if pooled {
+            self.pool.lent = self.pool.lent.saturating_sub(1);
+        }
+        if !pooled || cell.spent() || !cell.alive() {
+            self.ctx.sandbox.remove_later(cell.id);
+            return;
+        }
+        match self.pool.waiting.pop_front() {
+            Some((_, reply)) => self.lend(cell, reply),
+            None => self.pool.ready.push_back(cell),
+        }
+    }
+
+    /// A live pooled cell, if one is ready. An empty pool raises its target.
+    fn take_warm(&mut self) -> Option<Cell> {
         let pool = &mut self.pool;
         while let Some(mut warm) = pool.ready.pop_front() {
             if warm.alive() {
                 return Some(warm);
             }
-            tracing::warn!(container = %warm.id, "a pool container died while it waited; discarding it");
+            tracing::warn!(cell = %warm.id, "a pool cell died while it waited; discarding it");
             self.ctx.sandbox.remove_later(warm.id);
         }
         pool.target = (pool.target + 1).min(pool.range.max);
@@ -192,28 +230,34 @@ impl RuntimeState {
         None
     }
 
+    /// A cell made for this one job, removed after it.
     fn create_cold(&self, job: Box<Job>, reply: Reply) {
         let sandbox = self.ctx.sandbox.clone();
         tokio::spawn(async move {
-            match sandbox.create(&job).await {
-                Ok(id) => hand_over(&sandbox, Container::Cold(id), reply),
+            let id = job.execution_id.to_string();
+            match sandbox
+                .cell(sandbox.shape(&job), Owner::Execution(&id), 1, |_| {})
+                .await
+            {
+                Ok(cell) => hand_over(&sandbox, cell, reply),
                 Err(e) => drop(reply.send(Err(e))),
             }
         });
     }
 
-    /// Starts warm-ups until ready + starting reaches the target, plus one for each job
-    /// waiting.
+    /// Starts warm-ups until ready + starting + lent reaches the target, plus one for each
+    /// job waiting.
     fn refill(&mut self, myself: &ActorRef<RuntimeMsg>) {
         let pool = &mut self.pool;
-        while pool.ready.len() + pool.in_flight < pool.target + pool.waiting.len() {
+        while pool.ready.len() + pool.in_flight + pool.lent < pool.target + pool.waiting.len() {
             pool.in_flight += 1;
-            let (sandbox, body, myself) =
-                (self.ctx.sandbox.clone(), pool.body.clone(), myself.clone());
+            let (sandbox, shape, myself) =
+                (self.ctx.sandbox.clone(), pool.shape.clone(), myself.clone());
+            let (language, jobs) = (self.language.name.clone(), pool.jobs_per_cell);
             tokio::spawn(async move {
                 let mut created = None;
                 let warmed = sandbox
-                    .warm(body, |id| {
+                    .cell(shape, Owner::Pool(&language), jobs, |id| {
                         created = Some(id.to_string());
                         drop(myself.cast(RuntimeMsg::Warming(id.to_string())))
                     })
@@ -223,7 +267,7 @@ impl RuntimeState {
         }
     }
 
-    /// After a quiet spell, one step down towards min; surplus ready containers go.
+    /// After a quiet spell, one step down towards min; surplus ready cells go.
     fn shrink(&mut self) {
         let pool = &mut self.pool;
         if pool.target > pool.range.min && pool.last_miss.elapsed() >= pool.quiet {
@@ -258,14 +302,10 @@ impl Pool {
     }
 }
 
-/// Gives the container to the worker that asked. That worker may be gone: then its container
-/// must not outlive it.
-fn hand_over(
-    sandbox: &Sandbox,
-    container: Container,
-    reply: RpcReplyPort<Result<Container, SandboxError>>,
-) {
-    if let Err(ractor::MessagingErr::SendErr(Ok(container))) = reply.send(Ok(container)) {
-        sandbox.remove_later(container.id().to_string());
+/// Gives the cell to the worker that asked. That worker may be gone: then its cell must not
+/// outlive it.
+fn hand_over(sandbox: &Sandbox, cell: Cell, reply: Reply) {
+    if let Err(ractor::MessagingErr::SendErr(Ok(cell))) = reply.send(Ok(cell)) {
+        sandbox.remove_later(cell.id);
     }
 }

@@ -326,7 +326,7 @@ async fn claim(
     }
 }
 
-/// Runs the job in a fresh container. None: it was stopped to be handed back.
+/// Runs the job in a cell. None: it was stopped to be handed back.
 async fn execute(
     ctx: &WorkerContext,
     job: &Job,
@@ -343,15 +343,15 @@ async fn execute(
             Some(ACQUIRE_TIMEOUT),
         )
         .await;
-    let container = match acquired {
-        Ok(ractor::rpc::CallResult::Success(Ok(id))) => id,
+    let mut cell = match acquired {
+        Ok(ractor::rpc::CallResult::Success(Ok(cell))) => cell,
         Ok(ractor::rpc::CallResult::Success(Err(e))) => {
             return Some(ExecutionRecord::internal_error(job, e.to_string()))
         }
         Ok(_) | Err(_) => {
             return Some(ExecutionRecord::internal_error(
                 job,
-                "no container could be had in time",
+                "no cell could be had in time",
             ))
         }
     };
@@ -363,10 +363,18 @@ async fn execute(
             Err(_) => std::future::pending::<()>().await,
         }
     };
-    ctx.containers
-        .insert(job.execution_id, container.id().to_string());
-    let executed = ctx.sandbox.execute(container, job, stopped).await;
+    ctx.containers.insert(job.execution_id, cell.id.clone());
+    let executed = ctx.sandbox.execute(&mut cell, job, stopped).await;
     ctx.containers.remove(&job.execution_id);
+    if executed.is_err() {
+        cell.mark_broken();
+    }
+    // The cell goes back to its runtime, which keeps it for the next job or removes it.
+    if let Err(ractor::MessagingErr::SendErr(RuntimeMsg::Release(cell))) =
+        runtime.cast(RuntimeMsg::Release(Box::new(cell)))
+    {
+        ctx.sandbox.remove_later(cell.id);
+    }
     if why.get() == Some(&Stop::HandBack) {
         return None;
     }

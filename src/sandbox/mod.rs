@@ -1,31 +1,40 @@
-//! Docker, through bollard: the hardened one-shot containers jobs run in.
+//! The sandbox boundary: cells (hardened containers whose executor runs jobs in fresh
+//! namespaces), through bollard. Nothing above this module sees a Docker type.
 //!
-//! - [`container`]: the container spec with every hardening default.
-//! - [`bootstrap`]: how code and stdin get in (over stdin) and the final report gets out.
-//! - [`execute`]: attach, start, feed, capture under the deadline, collect the exit, remove.
+//! - [`container`]: the outer wall, the container spec with every hardening default, and the
+//!   [`Shape`] that decides which jobs a cell can serve.
+//! - [`seccomp`]: the outer wall's seccomp profile.
+//! - [`cell`]: a live cell and the framed protocol over its attach stream.
+//! - [`execute`]: one job in a cell, under the node's backstop deadline.
 //! - [`outcome`]: how an execution's ending becomes a status and a record.
 //! - [`limits`], [`output`]: limit values and capped output buffers.
+//!
+//! Two backends share all of this: `cell` (a cell serves many jobs, one after another) and
+//! `container` (a cell serves one job, then goes). gVisor allows no mounts inside a job's
+//! namespaces, so under runsc every cell serves one job.
 
-pub mod bootstrap;
+pub mod cell;
 pub mod container;
 pub mod execute;
 pub mod limits;
 pub mod outcome;
 pub mod output;
+pub mod seccomp;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder,
 };
 use bollard::Docker;
 
-use crate::config::DockerConfig;
+use crate::config::{Backend, DockerConfig};
 use crate::model::Job;
-use container::{Spec, LABEL_EXECUTION, LABEL_NODE};
-pub use execute::{Attached, Container};
+pub use cell::Cell;
+pub use container::Shape;
+use container::{Owner, LABEL_EXECUTION, LABEL_NODE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -41,8 +50,14 @@ pub enum SandboxError {
         #[source]
         source: bollard::errors::Error,
     },
-    #[error("the container's stdin could not be written: {0}")]
+    #[error("the cell's stdin could not be written: {0}")]
     Stdin(#[source] std::io::Error),
+    #[error("the cell's executor broke the protocol: {0}")]
+    Frame(#[source] codebeaker_cell::protocol::FrameError),
+    #[error("{0}")]
+    Protocol(String),
+    #[error("the cell ended")]
+    CellGone,
 }
 
 impl SandboxError {
@@ -95,46 +110,54 @@ impl Sandbox {
         }
     }
 
-    /// Creates (does not start) the container for `job`.
-    pub async fn create(&self, job: &Job) -> Result<String, SandboxError> {
-        let body = self.body(job, Some(job.execution_id.to_string()));
-        // A redelivered job gets a container of its own beside any its earlier attempt left.
-        let name = format!(
-            "codebeaker-{}-{:04x}",
-            job.execution_id,
-            rand::random::<u16>()
-        );
-        self.create_named(&name, body).await
-    }
-
-    /// The container `job` needs. With no execution id: as a pooled container would be, so
-    /// that `body(job, None) == pool's body` says a pooled container fits the job.
-    pub fn body(&self, job: &Job, execution_id: Option<String>) -> ContainerCreateBody {
-        Spec {
-            execution_id,
-            node_id: &self.node_id,
-            language: &job.language,
-            args: &job.args,
-            limits: &job.limits,
-            user: &self.config.user,
-            runtime: self.runtime_for(job),
+    /// The cell `job` needs.
+    pub fn shape(&self, job: &Job) -> Shape {
+        Shape {
+            image: job.language.image.clone(),
+            runtime: self.runtime_for(job).map(str::to_string),
+            memory: job.limits.memory,
+            pids: job.limits.pids,
+            cpus: job.limits.cpus,
+            tmpfs: job.limits.tmpfs,
+            open_files: job.limits.open_files,
         }
-        .build()
     }
 
-    /// Creates, attaches and starts a container ahead of its job, from a body made by
-    /// [`Sandbox::body`] with no execution id. Its bootstrap then waits on stdin. `created`
-    /// learns the id as soon as the container exists.
-    pub async fn warm(
+    /// How many jobs a cell for `job` may serve: one for the `container` backend and under
+    /// gVisor (whose user namespaces allow no fresh mounts), else the configured number.
+    pub fn jobs_per_cell(&self, job: &Job) -> u32 {
+        let backend = job.language.backend.unwrap_or(self.config.backend);
+        match (backend, self.shape(job).gvisor()) {
+            (Backend::Cell, false) => self.config.cell_max_jobs.max(1),
+            _ => 1,
+        }
+    }
+
+    /// Creates, attaches and starts a cell, and waits for its executor's hello. `created`
+    /// learns the container id as soon as it exists; on failure the container is removed.
+    pub async fn cell(
         &self,
-        body: ContainerCreateBody,
+        shape: Shape,
+        owner: Owner<'_>,
+        max_jobs: u32,
         created: impl FnOnce(&str),
-    ) -> Result<Attached, SandboxError> {
-        let name = format!("codebeaker-pool-{:08x}", rand::random::<u32>());
-        let id = self.create_named(&name, body).await?;
+    ) -> Result<Cell, SandboxError> {
+        let name = match owner {
+            // A redelivered job gets a cell of its own beside any its earlier attempt left.
+            Owner::Execution(id) => format!("codebeaker-{id}-{:04x}", rand::random::<u16>()),
+            Owner::Pool(_) => format!("codebeaker-cell-{:08x}", rand::random::<u32>()),
+        };
+        let body = container::body(&shape, owner, &self.node_id, &self.config.user);
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let id = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(SandboxError::docker("create container"))?
+            .id;
         created(&id);
-        match self.attach_and_start(&id).await {
-            Ok(attached) => Ok(attached),
+        match self.start_cell(&id, shape, max_jobs).await {
+            Ok(cell) => Ok(cell),
             Err(e) => {
                 self.remove(&id).await;
                 Err(e)
@@ -142,18 +165,45 @@ impl Sandbox {
         }
     }
 
-    async fn create_named(
+    /// Attaches first, so that no early output is missed, then starts.
+    async fn start_cell(
         &self,
-        name: &str,
-        body: ContainerCreateBody,
-    ) -> Result<String, SandboxError> {
-        let options = CreateContainerOptionsBuilder::default().name(name).build();
-        let created = self
+        id: &str,
+        shape: Shape,
+        max_jobs: u32,
+    ) -> Result<Cell, SandboxError> {
+        let attach = AttachContainerOptionsBuilder::default()
+            .stream(true)
+            .stdin(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let attached = self
             .docker
-            .create_container(Some(options), body)
+            .attach_container(id, Some(attach))
             .await
-            .map_err(SandboxError::docker("create container"))?;
-        Ok(created.id)
+            .map_err(SandboxError::docker("attach container"))?;
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(SandboxError::docker("start container"))?;
+        let mut cell = Cell::new(
+            id.to_string(),
+            shape,
+            attached.output,
+            attached.input,
+            max_jobs,
+        );
+        cell.handshake().await?;
+        Ok(cell)
+    }
+
+    /// Whether the kernel's OOM killer fired in a cell that ended without a report.
+    async fn oom_killed(&self, id: &str) -> bool {
+        match self.docker.inspect_container(id, None).await {
+            Ok(inspect) => inspect.state.and_then(|s| s.oom_killed).unwrap_or(false),
+            Err(_) => false,
+        }
     }
 
     /// The OCI runtime a job runs under: its language's choice, else the deployment's.
@@ -223,9 +273,5 @@ impl Sandbox {
             .await
             .map_err(SandboxError::docker("list containers"))?;
         Ok(list.into_iter().filter_map(|c| c.id).collect())
-    }
-
-    pub(crate) fn docker(&self) -> &Docker {
-        &self.docker
     }
 }

@@ -1,49 +1,56 @@
 //! From how an execution ended to the status and record a client sees.
 
 use chrono::Utc;
+use codebeaker_cell::protocol::{Ending, Exit, Report};
 
-use super::bootstrap;
-use super::execute::{Ending, Outcome};
+use super::execute::Outcome;
 use crate::model::{CompileResult, ExecutionRecord, Status};
 
 impl Outcome {
-    /// The status, decided from facts the node or Docker observed, never guessed from an exit
-    /// code: a client should not have to interpret 137.
+    /// The status, decided from facts the executor or the node observed, never guessed from an
+    /// exit code: a client should not have to interpret 137.
     pub fn status(&self) -> Status {
-        let compile_failed = self.compiled.as_ref().is_some_and(|c| c.exit_code != 0);
-        if self.compile_timed_out || compile_failed {
+        if self.compiled.as_ref().is_some_and(|c| !c.succeeded()) {
             return Status::CompileError;
         }
-        match self.ending {
-            Ending::TimedOut => Status::TimeLimitExceeded,
+        let Some(report) = &self.report else {
+            return match (self.node_timed_out, self.cell_oom) {
+                (true, _) => Status::TimeLimitExceeded,
+                (false, true) => Status::MemoryLimitExceeded,
+                (false, false) => Status::InternalError,
+            };
+        };
+        match report.ending {
+            Ending::TimedOut | Ending::CpuTime => Status::TimeLimitExceeded,
             Ending::OutputLimit => Status::OutputLimitExceeded,
-            Ending::Cancelled => Status::Cancelled,
-            Ending::Exited if self.stdout.truncated || self.stderr.truncated => {
+            Ending::Killed => Status::Cancelled,
+            Ending::CompileFailed => Status::CompileError,
+            Ending::Exited if report.stdout_truncated || report.stderr_truncated => {
                 Status::OutputLimitExceeded
             }
-            Ending::Exited if self.oom_killed => Status::MemoryLimitExceeded,
-            Ending::Exited if self.hit_cpu_limit() => Status::TimeLimitExceeded,
-            Ending::Exited if self.report.is_some() => Status::Completed,
-            Ending::Exited => Status::InternalError,
+            Ending::Exited if report.oom_kills.unwrap_or(0) > 0 => Status::MemoryLimitExceeded,
+            Ending::Exited if self.hit_cpu_limit(report) => Status::TimeLimitExceeded,
+            Ending::Exited => Status::Completed,
         }
     }
 
     /// The final record, built on the running one (which carries the node and start time).
     pub fn into_record(self, running: ExecutionRecord) -> ExecutionRecord {
         let status = self.status();
-        let exit_code = self.report.map(|r| r.exit_code);
+        let exit_code = self
+            .report
+            .as_ref()
+            .and_then(|r| r.exit)
+            .map(Exit::shell_code);
         let compile = self.compile_result();
         let (stdout, stdout_base64) = self.stdout.text();
         let (stderr, stderr_base64) = self.stderr.text();
-        let error = (status == Status::InternalError).then(|| match self.container_exit {
-            Some(bootstrap::EXIT_NO_NONCE | bootstrap::EXIT_UNPACK_FAILED) => {
-                "the job's files could not be unpacked in the container".to_string()
-            }
-            code => format!(
-                "the container ended without its final report (exit code {})",
-                code.map_or("unknown".into(), |c| c.to_string())
-            ),
+        let error = (status == Status::InternalError).then(|| {
+            self.failure
+                .clone()
+                .unwrap_or_else(|| "the cell ended without its report".into())
         });
+        let report = self.report.as_ref();
         ExecutionRecord {
             status,
             exit_code,
@@ -52,16 +59,12 @@ impl Outcome {
             stderr,
             stdout_base64,
             stderr_base64,
-            stdout_truncated: self.stdout.truncated,
-            stderr_truncated: self.stderr.truncated,
+            stdout_truncated: self.stdout.truncated || report.is_some_and(|r| r.stdout_truncated),
+            stderr_truncated: self.stderr.truncated || report.is_some_and(|r| r.stderr_truncated),
             compile,
-            duration_ms: (status != Status::CompileError)
-                .then_some(self.duration.as_millis() as u64),
-            cpu_time_ms: self
-                .report
-                .and_then(|r| r.cpu_time)
-                .map(|t| t.as_millis() as u64),
-            memory_peak_bytes: self.report.and_then(|r| r.memory_peak_bytes),
+            duration_ms: (status != Status::CompileError).then(|| report.map_or(0, |r| r.wall_ms)),
+            cpu_time_ms: report.and_then(|r| r.cpu_ns).map(|ns| ns / 1_000_000),
+            memory_peak_bytes: report.and_then(|r| r.memory_peak_bytes),
             error,
             finished_at: Some(Utc::now()),
             ..running
@@ -72,42 +75,38 @@ impl Outcome {
 impl Outcome {
     /// Killed by RLIMIT_CPU: SIGXCPU at the limit, or SIGKILL a second later for a program that
     /// ignores SIGXCPU.
-    fn hit_cpu_limit(&self) -> bool {
-        self.report.is_some_and(|r| {
-            let signal = signal_name(r.exit_code);
-            let spent = r.cpu_time.unwrap_or_default();
-            signal == Some("SIGXCPU") || (signal == Some("SIGKILL") && spent >= self.cpu_limit)
-        })
+    fn hit_cpu_limit(&self, report: &Report) -> bool {
+        let spent = report
+            .cpu_ns
+            .map(std::time::Duration::from_nanos)
+            .unwrap_or_default();
+        match report.exit {
+            Some(Exit::Signal(libc_signal::XCPU)) => true,
+            Some(Exit::Signal(libc_signal::KILL)) => spent >= self.cpu_limit,
+            _ => false,
+        }
     }
 
     fn compile_result(&self) -> Option<CompileResult> {
-        if self.compile_timed_out {
-            return Some(CompileResult {
-                stdout: String::new(),
-                stderr: String::new(),
-                stdout_truncated: false,
-                stderr_truncated: false,
-                exit_code: None,
-                timed_out: true,
-                duration_ms: self.duration.as_millis() as u64,
-            });
-        }
         let c = self.compiled.as_ref()?;
-        // The bootstrap runs the compiler under timeout(1), which exits 124 when it fired.
-        let timed_out = c.exit_code == TIMEOUT_EXIT;
+        let timed_out = c.exit.is_none();
         Some(CompileResult {
             stdout: String::from_utf8_lossy(&c.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&c.stderr).into_owned(),
             stdout_truncated: c.stdout_truncated,
             stderr_truncated: c.stderr_truncated,
-            exit_code: (!timed_out).then_some(c.exit_code),
+            exit_code: c.exit.map(Exit::shell_code),
             timed_out,
             duration_ms: c.duration_ms,
         })
     }
 }
 
-const TIMEOUT_EXIT: i64 = 124;
+/// The signal numbers the status rules look at.
+mod libc_signal {
+    pub const KILL: i32 = 9;
+    pub const XCPU: i32 = 24;
+}
 
 /// The signal behind a shell exit status of 128+n.
 fn signal_name(exit_code: i64) -> Option<&'static str> {
@@ -126,6 +125,7 @@ fn signal_name(exit_code: i64) -> Option<&'static str> {
         15 => "SIGTERM",
         24 => "SIGXCPU",
         25 => "SIGXFSZ",
+        31 => "SIGSYS",
         _ => return None,
     })
 }
@@ -135,50 +135,63 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::sandbox::bootstrap::Report;
     use crate::sandbox::output::Capped;
 
-    fn outcome(ending: Ending, report: Option<i64>) -> Outcome {
+    fn outcome(ending: Ending, exit: Option<Exit>) -> Outcome {
         Outcome {
-            ending,
-            container_exit: report,
-            oom_killed: false,
-            compiled: None,
-            compile_timed_out: false,
-            cpu_limit: Duration::from_secs(1),
-            report: report.map(|exit_code| Report {
-                exit_code,
+            report: Some(Report {
+                ending,
+                exit,
+                wall_ms: 5,
+                cpu_ns: Some(0),
                 memory_peak_bytes: Some(1),
-                cpu_time: Some(Duration::ZERO),
                 oom_kills: Some(0),
+                stdout_truncated: false,
+                stderr_truncated: false,
             }),
+            compiled: None,
+            failure: None,
+            node_timed_out: false,
+            cell_oom: false,
+            cpu_limit: Duration::from_secs(1),
             stdout: Capped::new(4),
             stderr: Capped::new(4),
-            duration: Duration::ZERO,
         }
     }
 
     #[test]
     fn statuses_follow_what_was_observed() {
-        assert_eq!(outcome(Ending::Exited, Some(3)).status(), Status::Completed);
+        let exited = |code| outcome(Ending::Exited, Some(code));
+        assert_eq!(exited(Exit::Code(3)).status(), Status::Completed);
+        assert_eq!(
+            exited(Exit::Signal(9)).status(),
+            Status::Completed,
+            "kill -9 of itself"
+        );
+        assert_eq!(exited(Exit::Signal(24)).status(), Status::TimeLimitExceeded);
         assert_eq!(
             outcome(Ending::TimedOut, None).status(),
+            Status::TimeLimitExceeded
+        );
+        assert_eq!(
+            outcome(Ending::CpuTime, None).status(),
             Status::TimeLimitExceeded
         );
         assert_eq!(
             outcome(Ending::OutputLimit, None).status(),
             Status::OutputLimitExceeded
         );
-        let mut oom = outcome(Ending::Exited, Some(137));
-        oom.oom_killed = true;
+        assert_eq!(outcome(Ending::Killed, None).status(), Status::Cancelled);
+        let mut oom = exited(Exit::Signal(9));
+        oom.report.as_mut().unwrap().oom_kills = Some(1);
         assert_eq!(oom.status(), Status::MemoryLimitExceeded);
-        let mut flood = outcome(Ending::Exited, Some(0));
-        flood.stderr.push(b"12345");
-        assert_eq!(flood.status(), Status::OutputLimitExceeded);
-        assert_eq!(
-            outcome(Ending::Exited, None).status(),
-            Status::InternalError
-        );
+        let mut silent = exited(Exit::Code(0));
+        silent.report = None;
+        assert_eq!(silent.status(), Status::InternalError);
+        silent.cell_oom = true;
+        assert_eq!(silent.status(), Status::MemoryLimitExceeded);
+        silent.node_timed_out = true;
+        assert_eq!(silent.status(), Status::TimeLimitExceeded);
     }
 
     #[test]

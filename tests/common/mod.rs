@@ -191,6 +191,10 @@ pub fn test_config(workers: usize) -> Config {
     config.docker.runtime = std::env::var("CODEBEAKER_TEST_RUNTIME")
         .ok()
         .filter(|r| !r.is_empty());
+    // CODEBEAKER_TEST_BACKEND=container: pooled cells serve one job each.
+    if std::env::var("CODEBEAKER_TEST_BACKEND").is_ok_and(|b| b == "container") {
+        config.docker.backend = codebeaker::config::Backend::Container;
+    }
     // Cold containers, so that tests can count a node's containers; CODEBEAKER_TEST_POOL=1
     // runs python jobs in pooled ones (the hostile catalogue's second pass).
     config.pool = PoolConfig {

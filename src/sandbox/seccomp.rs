@@ -1,0 +1,149 @@
+//! The outer wall's seccomp profile, the one Docker loads for the whole cell.
+//!
+//! Built, not copied: every x86_64 system call the `syscalls` table knows is allowed except
+//! the ones below, and any other (a call newer than the table, or a 32-bit one) fails with
+//! EPERM. What this allows beyond Docker's default profile is what the executor needs to build
+//! the inner wall: `clone`/`unshare` with namespace flags, `mount`, `umount2` and
+//! `sethostname`, which without capabilities work only inside the user namespace a job gets.
+//! The programs themselves run under the executor's stricter filter (see the cell crate).
+
+use serde_json::{json, Value};
+use syscalls::Sysno;
+
+/// Refused to the whole cell, executor included.
+const DENIED: &[&str] = &[
+    // Kernel modules, reboot, kexec, swap, clocks, accounting, quotas.
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "create_module",
+    "query_module",
+    "get_kernel_syms",
+    "reboot",
+    "kexec_load",
+    "kexec_file_load",
+    "swapon",
+    "swapoff",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "acct",
+    "quotactl",
+    "quotactl_fd",
+    // Interfaces with a long record of kernel bugs, unused by the executor.
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "keyctl",
+    "add_key",
+    "request_key",
+    // Other processes and the host's file handles.
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "kcmp",
+    "name_to_handle_at",
+    "open_by_handle_at",
+    "setns",
+    "pivot_root",
+    // The new mount API: the executor uses mount(2) only.
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "move_mount",
+    "open_tree",
+    "mount_setattr",
+    // Old and obscure.
+    "syslog",
+    "lookup_dcookie",
+    "iopl",
+    "ioperm",
+    "uselib",
+    "ustat",
+    "sysfs",
+    "nfsservctl",
+    "_sysctl",
+    "vhangup",
+    "vm86",
+    "vm86old",
+    "mbind",
+    "set_mempolicy",
+    "move_pages",
+    "migrate_pages",
+    "personality",
+];
+
+/// Answered ENOSYS: the C library then falls back to `clone`, whose flags a filter can see.
+const UNAVAILABLE: &[&str] = &["clone3"];
+
+/// The profile as Docker takes it in `security_opt` (`seccomp=<json>`).
+pub fn profile() -> String {
+    let allowed: Vec<&str> = Sysno::iter()
+        .map(|s| s.name())
+        .filter(|n| !DENIED.contains(n) && !UNAVAILABLE.contains(n))
+        .collect();
+    let profile: Value = json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        // EPERM, as Docker's own profile answers.
+        "defaultErrnoRet": 1,
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [
+            {"names": allowed, "action": "SCMP_ACT_ALLOW"},
+            {"names": UNAVAILABLE, "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+        ],
+    });
+    profile.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_profile_denies_what_the_executor_never_needs_and_allows_what_it_does() {
+        let profile: Value = serde_json::from_str(&profile()).unwrap();
+        let allowed: Vec<&str> = profile["syscalls"][0]["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        for needed in [
+            "clone",
+            "unshare",
+            "mount",
+            "umount2",
+            "sethostname",
+            "execve",
+            "read",
+        ] {
+            assert!(allowed.contains(&needed), "{needed}");
+        }
+        for refused in ["ptrace", "bpf", "keyctl", "setns", "clone3", "kexec_load"] {
+            assert!(!allowed.contains(&refused), "{refused}");
+        }
+        assert_eq!(profile["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(profile["architectures"], json!(["SCMP_ARCH_X86_64"]));
+    }
+
+    #[test]
+    fn every_denied_name_is_a_known_system_call_or_a_retired_one() {
+        let known: Vec<&str> = Sysno::iter().map(|s| s.name()).collect();
+        let retired = [
+            "vm86",
+            "vm86old",
+            "create_module",
+            "query_module",
+            "get_kernel_syms",
+            "nfsservctl",
+            "_sysctl",
+        ];
+        for name in DENIED {
+            assert!(known.contains(name) || retired.contains(name), "{name}");
+        }
+    }
+}
