@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-# The hostile-code catalogue runs again with python jobs in pooled containers, and again with
-# every job inside gVisor (runsc).
+# The whole suite runs jobs in cells made for them (cold). The hostile-code catalogue runs
+# again with python jobs in pooled cells that serve job after job, again with the `container`
+# backend (a pooled cell serves one job), and again with every job inside gVisor (runsc).
 CATALOGUE=(--test hostile --test limits --test containment)
 if cargo nextest --version >/dev/null 2>&1; then
   echo "[test] cargo nextest run $*"
@@ -15,8 +16,10 @@ if cargo nextest --version >/dev/null 2>&1; then
   # leader dies with its server (fixed upstream in 2.10/2.11, nats-server#6469); the cluster
   # fault test then sees a job stay queued. One retry, reported as FLAKY, not hidden.
   cargo nextest run --no-fail-fast --test faults --run-ignored only --test-threads 1 --retries 1
-  echo "[test] the hostile-code catalogue again, python jobs in pooled (pre-started) containers"
+  echo "[test] the hostile-code catalogue again, python jobs in pooled cells reused job after job"
   CODEBEAKER_TEST_POOL=1 cargo nextest run --no-fail-fast "${CATALOGUE[@]}"
+  echo "[test] the hostile-code catalogue again, container backend (one job per pooled cell)"
+  CODEBEAKER_TEST_BACKEND=container CODEBEAKER_TEST_POOL=1 cargo nextest run --no-fail-fast "${CATALOGUE[@]}"
   echo "[test] the hostile-code catalogue again, under gVisor (runsc), pooled"
   # runsc's ptrace platform on 2 cores is now and then slow to start a sandbox; a retry is
   # reported as FLAKY by nextest rather than hidden.
@@ -27,5 +30,6 @@ else
   cargo test "$@"
   cargo test --test faults -- --ignored --test-threads 1
   CODEBEAKER_TEST_POOL=1 cargo test "${CATALOGUE[@]}"
+  CODEBEAKER_TEST_BACKEND=container CODEBEAKER_TEST_POOL=1 cargo test "${CATALOGUE[@]}"
   CODEBEAKER_TEST_RUNTIME=runsc CODEBEAKER_TEST_POOL=1 cargo test "${CATALOGUE[@]}"
 fi

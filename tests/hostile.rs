@@ -103,6 +103,32 @@ async fn cpu_time_stops_a_spinning_multithreaded_program_before_its_wall_time() 
 }
 
 #[tokio::test]
+async fn cpu_time_is_summed_over_processes_that_each_stay_under_it() {
+    let node = TestNode::start(1).await;
+    // Each subshell has an RLIMIT_CPU of its own; only the sum over the job stops them.
+    let r = attack(&node, json!({"language": "bash", "code": "(while :; do :; done) & (while :; do :; done) & wait", "cpu_time": 1, "timeout": 20})).await;
+    assert_eq!(r["status"], "time_limit_exceeded", "{r}");
+    let cpu = r["cpu_time_ms"].as_u64().unwrap();
+    assert!((1000..2000).contains(&cpu), "soon after one CPU second: {r}");
+    assert!(r["duration_ms"].as_u64().unwrap() < 5_000, "{r}");
+}
+
+#[tokio::test]
+async fn kill_minus_one_cannot_reach_what_measures_and_reports() {
+    let node = TestNode::start(1).await;
+    // The shell survives its own kill -1; python, the job's program, does not, and the job
+    // ends with it.
+    let r = attack(&node, python("import subprocess
+subprocess.run(['sh', '-c', 'kill -9 -1; echo shell after'])
+print('unreachable')")).await;
+    assert_eq!(r["status"], "completed", "{r}");
+    assert_eq!(r["signal"], "SIGKILL", "{r}");
+    assert_eq!(r["exit_code"], 137);
+    // The shell may or may not print before the job's end kills it; python never goes on.
+    assert!(!r["stdout"].as_str().unwrap().contains("unreachable"), "{r}");
+}
+
+#[tokio::test]
 async fn wall_time_stops_a_sleeping_program_that_uses_no_cpu() {
     let node = TestNode::start(1).await;
     let r = attack(&node, json!({"language": "python", "code": "import time\ntime.sleep(60)", "cpu_time": 1, "timeout": 1})).await;

@@ -1,51 +1,18 @@
-//! The warm pool: containers started ahead of their job, one job each, nothing carried over,
-//! cold containers for jobs that do not fit, demand-driven size, removal when the node stops.
+//! The warm pool: cells started ahead of their job; with the `container` backend one job
+//! each; cold cells for jobs of another shape, demand-driven size, removal when the node stops.
 
 mod common;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use codebeaker::config::PoolRange;
-use common::{eventually, test_config, TestNode};
+use codebeaker::config::Backend;
+use common::{container_of, eventually, pooled_node, ready, WHO_AM_I};
 use serde_json::json;
 
-async fn pooled_node(min: usize, max: usize, workers: usize, shrink_after_secs: u64) -> TestNode {
-    let mut config = test_config(workers);
-    config.pool.languages = [("python".to_string(), PoolRange { min, max })].into();
-    config.pool.shrink_after_secs = shrink_after_secs;
-    let node = TestNode::with_config(config).await;
-    let ready = eventually(Duration::from_secs(15), || async {
-        ready(&node).await >= min
-    })
-    .await;
-    assert!(ready, "the pool did not fill");
-    node
-}
-
-/// Containers ready in the python pool, as the metric says.
-async fn ready(node: &TestNode) -> usize {
-    let (_, metrics) = node.get("/metrics").await;
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(r#"codebeaker_container_pool_size{language="python"} "#))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-/// The job prints the id of the container it runs in (from its cgroup path) on its first line.
-const WHO_AM_I: &str = "import re\nprint(re.search(r'/docker/([0-9a-f]{64})', open('/proc/self/cgroup').read()).group(1))\n";
-
-async fn container_of(node: &TestNode, extra: &str) -> (String, serde_json::Value) {
-    let record = node.python(&format!("{WHO_AM_I}{extra}")).await;
-    assert_eq!(record["status"], "completed", "{record}");
-    let stdout = record["stdout"].as_str().unwrap().to_string();
-    (stdout.lines().next().unwrap().to_string(), record)
-}
-
 #[tokio::test]
-async fn a_pooled_container_serves_one_job_and_the_next_sees_nothing_of_it() {
-    let node = pooled_node(1, 1, 1, 30).await;
+async fn with_the_container_backend_a_pooled_cell_serves_one_job() {
+    let node = pooled_node(Backend::Container, 1, 1, 1, 30).await;
     let before: HashSet<String> = node.pooled().await;
     let (first, _) = container_of(
         &node,
@@ -93,7 +60,7 @@ async fn a_pooled_container_serves_one_job_and_the_next_sees_nothing_of_it() {
 
 #[tokio::test]
 async fn a_job_needing_other_container_settings_gets_a_cold_container() {
-    let node = pooled_node(1, 1, 1, 30).await;
+    let node = pooled_node(Backend::Cell, 1, 1, 1, 30).await;
     let pooled = node.pooled().await;
     let record = node
         .run(json!({"language": "python", "code": WHO_AM_I, "memory_limit": "128m"}))
@@ -105,17 +72,17 @@ async fn a_job_needing_other_container_settings_gets_a_cold_container() {
         "a job with its own memory limit got a pooled container"
     );
     assert_eq!(node.pooled().await, pooled, "the pool was left as it was");
-    // Arguments are part of the container's command: also cold.
+    // Arguments are the executor's to pass, per job: the pooled cell serves them.
     let record = node
         .run(json!({"language": "python", "code": WHO_AM_I, "args": ["-x"]}))
         .await;
     let id = record["stdout"].as_str().unwrap().trim().to_string();
-    assert!(!pooled.contains(&id));
+    assert!(pooled.contains(&id), "{record}");
 }
 
 #[tokio::test]
 async fn a_pool_found_empty_grows_towards_its_max_and_a_quiet_spell_shrinks_it_back() {
-    let node = pooled_node(1, 3, 4, 2).await;
+    let node = pooled_node(Backend::Container, 1, 3, 4, 2).await;
     for _ in 0..3 {
         let node = &node;
         let runs = (0..4).map(|i| async move { node.python(&format!("print({i})")).await });
@@ -144,7 +111,7 @@ async fn a_pool_found_empty_grows_towards_its_max_and_a_quiet_spell_shrinks_it_b
 
 #[tokio::test]
 async fn a_node_that_stops_removes_its_pool() {
-    let node = pooled_node(2, 2, 1, 30).await;
+    let node = pooled_node(Backend::Cell, 2, 2, 1, 30).await;
     let node_id = node.node().node_id().to_string();
     assert_eq!(common::containers_of(&node_id).len(), 2);
     node.shutdown().await;

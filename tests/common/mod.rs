@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use codebeaker::actors::runtime::RuntimeMsg;
 use codebeaker::actors::{lookup, names};
-use codebeaker::config::{Config, PoolConfig, PoolRange};
+use codebeaker::config::{Backend, Config, PoolConfig, PoolRange};
 use codebeaker::languages::Languages;
 use codebeaker::node::{Node, Role};
 use codebeaker::sandbox::container::LABEL_NODE;
@@ -573,4 +573,45 @@ impl Drop for TestNode {
             remove_containers_of(node.node_id());
         }
     }
+}
+
+/// A node whose python pool holds `min` to `max` cells of `backend`, filled before it returns.
+pub async fn pooled_node(
+    backend: Backend,
+    min: usize,
+    max: usize,
+    workers: usize,
+    shrink_after_secs: u64,
+) -> TestNode {
+    let mut config = test_config(workers);
+    config.docker.backend = backend;
+    config.pool.languages = [("python".to_string(), PoolRange { min, max })].into();
+    config.pool.shrink_after_secs = shrink_after_secs;
+    let node = TestNode::with_config(config).await;
+    let ready = eventually(Duration::from_secs(15), || async {
+        ready(&node).await >= min
+    })
+    .await;
+    assert!(ready, "the pool did not fill");
+    node
+}
+
+/// Cells ready in the python pool, as the metric says.
+pub async fn ready(node: &TestNode) -> usize {
+    let (_, metrics) = node.get("/metrics").await;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"codebeaker_container_pool_size{language="python"} "#))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The job prints the id of the container it runs in (from its cgroup path) on its first line.
+pub const WHO_AM_I: &str = "import re\nprint(re.search(r'/docker/([0-9a-f]{64})', open('/proc/self/cgroup').read()).group(1))\n";
+
+pub async fn container_of(node: &TestNode, extra: &str) -> (String, serde_json::Value) {
+    let record = node.python(&format!("{WHO_AM_I}{extra}")).await;
+    assert_eq!(record["status"], "completed", "{record}");
+    let stdout = record["stdout"].as_str().unwrap().to_string();
+    (stdout.lines().next().unwrap().to_string(), record)
 }
