@@ -25,6 +25,9 @@ pub struct Measurement {
     pub per_second: Option<f64>,
     /// p50 of this workload divided by the p50 of `docker run --rm`.
     pub vs_docker_run: Option<f64>,
+    /// CPU the whole machine spent per job while the workload ran (node, Docker, the
+    /// programs and this client together), for workloads that measure it.
+    pub cpu_ms_per_job: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +74,11 @@ pub async fn run(options: &BenchOptions, config: &Config) -> Result<Vec<Measurem
             latency,
         ));
     }
+    let cpu_before = machine_cpu();
     let (latency, breakdown) = sync_latency(&options.url, options.runs, Duration::ZERO).await?;
-    results.push(summarize("POST /execute print(1), back to back", latency));
+    let mut back_to_back = summarize("POST /execute print(1), back to back", latency);
+    back_to_back.cpu_ms_per_job = cpu_per_job(cpu_before, back_to_back.runs);
+    results.push(back_to_back);
     results.extend(breakdown.rows());
     if let Some(pause) = options.pause {
         let (latency, breakdown) = sync_latency(&options.url, options.runs, pause).await?;
@@ -256,6 +262,7 @@ async fn languages(url: &str, per_language: usize) -> Result<Vec<Measurement>, B
 /// all jobs over the span from the first creation to the last finish.
 async fn throughput(url: &str, jobs: usize, clients: usize) -> Result<Measurement, BenchError> {
     let http = reqwest::Client::new();
+    let cpu_before = machine_cpu();
     let submitters = (0..clients).map(|c| {
         let (http, url) = (http.clone(), url.to_string());
         let share = jobs / clients + usize::from(c < jobs % clients);
@@ -311,8 +318,39 @@ async fn throughput(url: &str, jobs: usize, clients: usize) -> Result<Measuremen
         },
     );
     measurement.per_second = Some(jobs as f64 / span.as_secs_f64().max(1e-9));
+    measurement.cpu_ms_per_job = cpu_per_job(cpu_before, jobs);
     Ok(measurement)
 }
+
+/// Machine CPU since `before`, per job.
+fn cpu_per_job(before: Option<Duration>, jobs: usize) -> Option<f64> {
+    let spent = machine_cpu()?.saturating_sub(before?);
+    Some(ms(spent) / jobs.max(1) as f64)
+}
+
+/// CPU time the machine has spent busy so far (all cores, from /proc/stat); None off Linux.
+fn machine_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: all but idle and iowait are busy.
+    let busy: u64 = fields
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, v)| v)
+        .sum();
+    Some(Duration::from_millis(busy * 1000 / USER_HZ))
+}
+
+/// The unit of /proc/stat's counters, fixed by the kernel's ABI on x86_64.
+const USER_HZ: u64 = 100;
 
 /// One REST call; a 429 is waited out as its Retry-After says, as a polite client would.
 async fn rest<T: serde::de::DeserializeOwned>(
@@ -399,6 +437,7 @@ fn summarize(name: &str, timed: Timed) -> Measurement {
             .total
             .map(|t| s.len() as f64 / t.as_secs_f64().max(1e-9)),
         vs_docker_run: None,
+        cpu_ms_per_job: None,
     }
 }
 
@@ -473,19 +512,20 @@ fn docker_run_args(config: &Config) -> Vec<String> {
 /// Prints the measurements as a table.
 pub fn print_table(results: &[Measurement]) {
     println!(
-        "{:<56} {:>5} {:>9} {:>9} {:>9} {:>8} {:>14}",
-        "workload", "runs", "p50 ms", "p90 ms", "p99 ms", "per s", "p50/docker run"
+        "{:<56} {:>5} {:>9} {:>9} {:>9} {:>8} {:>14} {:>11}",
+        "workload", "runs", "p50 ms", "p90 ms", "p99 ms", "per s", "p50/docker run", "CPU ms/job"
     );
     for m in results {
         println!(
-            "{:<56} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>14.2}",
+            "{:<56} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>14.2} {:>11}",
             m.name,
             m.runs,
             m.p50_ms,
             m.p90_ms,
             m.p99_ms,
             m.per_second.map_or("-".into(), |r| format!("{r:.1}")),
-            m.vs_docker_run.unwrap_or(f64::NAN)
+            m.vs_docker_run.unwrap_or(f64::NAN),
+            m.cpu_ms_per_job.map_or("-".into(), |c| format!("{c:.1}"))
         );
     }
 }

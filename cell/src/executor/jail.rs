@@ -89,6 +89,7 @@ fn serve(job: &Job, ends: &Ends, programs: &Programs) -> io::Result<()> {
 
     if let Some(compile) = &programs.compile {
         let io = [null, ends.compile_stdout, ends.compile_stderr];
+        note(ends.notes, "compiling");
         let pid = spawn(compile, &io, programs, None, job)?;
         let status = wait_for(pid);
         end_everything_else();

@@ -30,7 +30,7 @@ const TICK_MS: i32 = 10;
 /// later, so that a single process still ends with its own SIGXCPU.
 const CPU_MARGIN_MS: u64 = 100;
 /// Time the job's init has to set up the namespaces and files before the executor gives up.
-const SETUP_MS: u64 = 10_000;
+const SETUP_MS: u64 = 5_000;
 const CHUNK: usize = 64 << 10;
 
 /// The executor's entry point.
@@ -286,12 +286,8 @@ impl<'a> Watch<'a> {
             } else {
                 Phase::Running
             },
-            deadline: now
-                + if compiling {
-                    SETUP_MS + l.compile_timeout_ms
-                } else {
-                    SETUP_MS + l.timeout_ms
-                },
+            // Until init says the compiler or the program started: its set-up time.
+            deadline: now + SETUP_MS,
             started: None,
             stdin_sent: 0,
             notes: Vec::new(),
@@ -521,6 +517,11 @@ impl<'a> Watch<'a> {
         let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
         let status = || rest.parse::<libc::c_int>().map(sys::exit_of).ok();
         match word {
+            "compiling" => {
+                let now = sys::monotonic_ms();
+                self.compile_started = now;
+                self.deadline = now + self.job.limits.compile_timeout_ms;
+            }
             "compiled" => {
                 // The compiler and everything it started are dead: its pipes end now.
                 self.drain_compile_output(link)?;
