@@ -56,8 +56,14 @@ async fn a_job_in_the_same_cell_sees_nothing_the_last_one_left() {
     let node = pooled_node(Backend::Cell, 1, 1, 1, 30).await;
     let (first, a) = container_of(&node, LEAVE).await;
     let out = a["stdout"].as_str().unwrap();
-    assert!(out.contains("shm True\nmq True\n"), "job A made its IPC objects: {out}");
-    assert!(out.contains("key -1 Operation not permitted"), "keyctl is refused: {out}");
+    assert!(
+        out.contains("shm True\nmq True\n"),
+        "job A made its IPC objects: {out}"
+    );
+    assert!(
+        out.contains("key -1 Operation not permitted"),
+        "keyctl is refused: {out}"
+    );
     assert!(out.ends_with("left\n"), "{out}");
     let (second, b) = container_of(&node, LOOK).await;
     assert_eq!(first, second, "both jobs ran in the same cell");
@@ -92,7 +98,10 @@ async fn a_jobs_proc_lists_only_its_own_processes_and_the_executor_is_out_of_rea
         print('still here')";
     let (_, r) = container_of(&node, code).await;
     let out = r["stdout"].as_str().unwrap();
-    assert!(out.contains("True ["), "only the job's init and itself: {out}");
+    assert!(
+        out.contains("True ["),
+        "only the job's init and itself: {out}"
+    );
     // Init, PID 1 here, ignores what the job sends it; nothing else is there to signal.
     assert!(out.ends_with("no other process for -1\nno other process for -1\nno other process for -1\nstill here\n"), "{r}");
     // The cell took no harm: it serves the next job.
@@ -104,10 +113,18 @@ async fn a_jobs_proc_lists_only_its_own_processes_and_the_executor_is_out_of_rea
 async fn a_cell_is_replaced_after_its_jobs_and_after_an_oom() {
     let mut config = test_config(1);
     config.docker.cell_max_jobs = 2;
-    config.pool.languages =
-        [("python".to_string(), codebeaker::config::PoolRange { min: 1, max: 1 })].into();
+    config.pool.languages = [(
+        "python".to_string(),
+        codebeaker::config::PoolRange { min: 1, max: 1 },
+    )]
+    .into();
     let node = TestNode::with_config(config).await;
-    assert!(eventually(Duration::from_secs(15), || async { ready(&node).await == 1 }).await);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            ready(&node).await == 1
+        })
+        .await
+    );
     let (one, _) = container_of(&node, "").await;
     let (two, _) = container_of(&node, "").await;
     let (three, _) = container_of(&node, "").await;
@@ -118,7 +135,10 @@ async fn a_cell_is_replaced_after_its_jobs_and_after_an_oom() {
     assert_eq!(r["status"], "memory_limit_exceeded", "{r}");
     let hit = r["stdout"].as_str().unwrap().trim().to_string();
     let (after, _) = container_of(&node, "").await;
-    assert_ne!(hit, after, "a cell hit by the OOM killer serves no more jobs");
+    assert_ne!(
+        hit, after,
+        "a cell hit by the OOM killer serves no more jobs"
+    );
 }
 
 #[tokio::test]
@@ -143,7 +163,10 @@ async fn jobs_in_cells_get_their_own_limits() {
         .run(json!({"language": "python", "code": common::WHO_AM_I, "cpu_time": 2, "timeout": 3, "output_limit": "1k"}))
         .await;
     let id = r["stdout"].as_str().unwrap().trim().to_string();
-    assert!(pooled.contains(&id), "time and output limits are per job: {r}");
+    assert!(
+        pooled.contains(&id),
+        "time and output limits are per job: {r}"
+    );
     let spin = "while True: pass";
     let r = node
         .run(json!({"language": "python", "code": spin, "cpu_time": 1, "timeout": 10}))

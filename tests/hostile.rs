@@ -109,7 +109,10 @@ async fn cpu_time_is_summed_over_processes_that_each_stay_under_it() {
     let r = attack(&node, json!({"language": "bash", "code": "(while :; do :; done) & (while :; do :; done) & wait", "cpu_time": 1, "timeout": 20})).await;
     assert_eq!(r["status"], "time_limit_exceeded", "{r}");
     let cpu = r["cpu_time_ms"].as_u64().unwrap();
-    assert!((1000..2000).contains(&cpu), "soon after one CPU second: {r}");
+    assert!(
+        (1000..2000).contains(&cpu),
+        "soon after one CPU second: {r}"
+    );
     assert!(r["duration_ms"].as_u64().unwrap() < 5_000, "{r}");
 }
 
@@ -118,14 +121,23 @@ async fn kill_minus_one_cannot_reach_what_measures_and_reports() {
     let node = TestNode::start(1).await;
     // The shell survives its own kill -1; python, the job's program, does not, and the job
     // ends with it.
-    let r = attack(&node, python("import subprocess
+    let r = attack(
+        &node,
+        python(
+            "import subprocess
 subprocess.run(['sh', '-c', 'kill -9 -1; echo shell after'])
-print('unreachable')")).await;
+print('unreachable')",
+        ),
+    )
+    .await;
     assert_eq!(r["status"], "completed", "{r}");
     assert_eq!(r["signal"], "SIGKILL", "{r}");
     assert_eq!(r["exit_code"], 137);
     // The shell may or may not print before the job's end kills it; python never goes on.
-    assert!(!r["stdout"].as_str().unwrap().contains("unreachable"), "{r}");
+    assert!(
+        !r["stdout"].as_str().unwrap().contains("unreachable"),
+        "{r}"
+    );
 }
 
 #[tokio::test]

@@ -7,73 +7,20 @@
 //! `sethostname`, which without capabilities work only inside the user namespace a job gets.
 //! The programs themselves run under the executor's stricter filter (see the cell crate).
 
+use codebeaker_cell::denied::BY_BOTH_WALLS;
 use serde_json::{json, Value};
 use syscalls::Sysno;
 
-/// Refused to the whole cell, executor included.
+/// Refused to the whole cell beyond what both walls refuse: calls gone from the kernel.
 const DENIED: &[&str] = &[
-    // Kernel modules, reboot, kexec, swap, clocks, accounting, quotas.
-    "init_module",
-    "finit_module",
-    "delete_module",
     "create_module",
     "query_module",
     "get_kernel_syms",
-    "reboot",
-    "kexec_load",
-    "kexec_file_load",
-    "swapon",
-    "swapoff",
-    "settimeofday",
-    "clock_settime",
-    "clock_adjtime",
-    "acct",
-    "quotactl",
-    "quotactl_fd",
-    // Interfaces with a long record of kernel bugs, unused by the executor.
-    "bpf",
-    "perf_event_open",
-    "userfaultfd",
-    "io_uring_setup",
-    "io_uring_enter",
-    "io_uring_register",
-    "keyctl",
-    "add_key",
-    "request_key",
-    // Other processes and the host's file handles.
-    "ptrace",
-    "process_vm_readv",
-    "process_vm_writev",
-    "kcmp",
-    "name_to_handle_at",
-    "open_by_handle_at",
-    "setns",
-    "pivot_root",
-    // The new mount API: the executor uses mount(2) only.
-    "fsopen",
-    "fsconfig",
-    "fsmount",
-    "fspick",
-    "move_mount",
-    "open_tree",
-    "mount_setattr",
-    // Old and obscure.
-    "syslog",
-    "lookup_dcookie",
-    "iopl",
-    "ioperm",
-    "uselib",
-    "ustat",
-    "sysfs",
     "nfsservctl",
     "_sysctl",
-    "vhangup",
     "vm86",
     "vm86old",
-    "mbind",
-    "set_mempolicy",
-    "move_pages",
-    "migrate_pages",
+    "quotactl_fd",
     "personality",
 ];
 
@@ -84,7 +31,7 @@ const UNAVAILABLE: &[&str] = &["clone3"];
 pub fn profile() -> String {
     let allowed: Vec<&str> = Sysno::iter()
         .map(|s| s.name())
-        .filter(|n| !DENIED.contains(n) && !UNAVAILABLE.contains(n))
+        .filter(|n| !BY_BOTH_WALLS.contains(n) && !DENIED.contains(n) && !UNAVAILABLE.contains(n))
         .collect();
     let profile: Value = json!({
         "defaultAction": "SCMP_ACT_ERRNO",
@@ -142,7 +89,7 @@ mod tests {
             "nfsservctl",
             "_sysctl",
         ];
-        for name in DENIED {
+        for name in BY_BOTH_WALLS.iter().chain(DENIED) {
             assert!(known.contains(name) || retired.contains(name), "{name}");
         }
     }

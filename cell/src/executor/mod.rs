@@ -381,21 +381,17 @@ impl<'a> Watch<'a> {
         }
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, TICK_MS) };
         if ready <= 0 {
-            return Ok(());
+            return self.take_kills(link);
         }
         let ready = |i: usize| fds[i].revents != 0;
         if ready(0) && !link.closed {
             link.fill()?;
-            while let Some(message) = link.frames.next::<ToCell>().map_err(io::Error::other)? {
-                if message == ToCell::Kill {
-                    self.stop(Ending::Killed);
-                }
-            }
             if link.closed {
                 // The node is gone: nobody wants this job any more.
                 self.stop(Ending::Killed);
             }
         }
+        self.take_kills(link)?;
         if ready(1) {
             self.read_notes(link)?;
         }
@@ -406,6 +402,17 @@ impl<'a> Watch<'a> {
         }
         if self.pipes.stdin.is_some() && ready(fds.len() - 1) {
             self.feed_stdin();
+        }
+        Ok(())
+    }
+
+    /// Acts on what the node sent during the job, including frames that came in one read
+    /// with the job's own `Run`.
+    fn take_kills(&mut self, link: &mut Link) -> io::Result<()> {
+        while let Some(message) = link.frames.next::<ToCell>().map_err(io::Error::other)? {
+            if message == ToCell::Kill {
+                self.stop(Ending::Killed);
+            }
         }
         Ok(())
     }
