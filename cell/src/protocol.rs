@@ -210,7 +210,7 @@ impl Decoder {
     }
 
     /// The next whole frame, if one is in.
-    pub fn next<T: for<'de> Deserialize<'de>>(&mut self) -> Result<Option<T>, FrameError> {
+    pub fn frame<T: for<'de> Deserialize<'de>>(&mut self) -> Result<Option<T>, FrameError> {
         let Some(head) = self.buf.get(..4) else {
             return Ok(None);
         };
@@ -264,7 +264,7 @@ mod tests {
             let mut got = Vec::new();
             for part in [&stream[..split], &stream[split..]] {
                 decoder.push(part);
-                while let Some(m) = decoder.next::<ToCell>().unwrap() {
+                while let Some(m) = decoder.frame::<ToCell>().unwrap() {
                     got.push(m);
                 }
             }
@@ -277,7 +277,7 @@ mod tests {
         let mut decoder = Decoder::default();
         decoder.push(&u32::MAX.to_be_bytes());
         assert!(matches!(
-            decoder.next::<FromCell>(),
+            decoder.frame::<FromCell>(),
             Err(FrameError::TooLarge(_))
         ));
     }
@@ -287,7 +287,7 @@ mod tests {
         let mut decoder = Decoder::default();
         decoder.push(&[0, 0, 0, 2, 0xc1, 0xc1]);
         assert!(matches!(
-            decoder.next::<FromCell>(),
+            decoder.frame::<FromCell>(),
             Err(FrameError::Decode(_))
         ));
     }

@@ -80,7 +80,7 @@ impl Cell {
     /// The executor's next message. Its stderr carries only its own complaints: logged.
     pub(super) async fn next(&mut self) -> Result<FromCell, SandboxError> {
         loop {
-            match self.frames.next() {
+            match self.frames.frame() {
                 Ok(Some(message)) => return Ok(message),
                 Ok(None) => {}
                 Err(e) => return Err(self.broke(SandboxError::Frame(e))),

@@ -27,8 +27,14 @@ const DENIED: &[&str] = &[
 /// Answered ENOSYS: the C library then falls back to `clone`, whose flags a filter can see.
 const UNAVAILABLE: &[&str] = &["clone3"];
 
-/// The profile as Docker takes it in `security_opt` (`seccomp=<json>`).
-pub fn profile() -> String {
+/// The profile as Docker takes it in `security_opt` (`seccomp=<json>`): built once, sent with
+/// every cell's create.
+pub fn profile() -> &'static str {
+    static PROFILE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PROFILE.get_or_init(build)
+}
+
+fn build() -> String {
     let allowed: Vec<&str> = Sysno::iter()
         .map(|s| s.name())
         .filter(|n| !BY_BOTH_WALLS.contains(n) && !DENIED.contains(n) && !UNAVAILABLE.contains(n))
@@ -52,7 +58,7 @@ mod tests {
 
     #[test]
     fn the_profile_denies_what_the_executor_never_needs_and_allows_what_it_does() {
-        let profile: Value = serde_json::from_str(&profile()).unwrap();
+        let profile: Value = serde_json::from_str(profile()).unwrap();
         let allowed: Vec<&str> = profile["syscalls"][0]["names"]
             .as_array()
             .unwrap()

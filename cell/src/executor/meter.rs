@@ -30,20 +30,50 @@ fn keyed(path: &str, key: &str) -> Option<u64> {
         .and_then(|(_, v)| v.trim().parse().ok())
 }
 
-fn cgroup_cpu_ns() -> Option<u64> {
-    read_u64(CPU_V1).or_else(|| keyed(CPU_V2, "usage_usec").map(|us| us * 1000))
+/// The first of `paths` that exists here.
+fn present(paths: [&'static str; 2]) -> Option<&'static str> {
+    paths.into_iter().find(|p| std::path::Path::new(p).exists())
 }
 
-fn memory_usage() -> Option<u64> {
-    read_u64(MEMORY_V1).or_else(|| read_u64(MEMORY_V2))
+/// Which accounting files this cell has, found once when the executor starts (none at all
+/// under gVisor), so that the 10 ms ticks read only files that are there.
+#[derive(Clone, Copy)]
+pub struct Sources {
+    cpu: Option<&'static str>,
+    usage: Option<&'static str>,
+    max: Option<&'static str>,
+    oom: Option<&'static str>,
 }
 
-fn memory_max() -> Option<u64> {
-    read_u64(PEAK_V1).or_else(|| read_u64(PEAK_V2))
-}
+impl Sources {
+    pub fn find() -> Sources {
+        Sources {
+            cpu: present([CPU_V1, CPU_V2]),
+            usage: present([MEMORY_V1, MEMORY_V2]),
+            max: present([PEAK_V1, PEAK_V2]),
+            oom: present([OOM_V1, OOM_V2]),
+        }
+    }
 
-fn oom_kills() -> Option<u64> {
-    keyed(OOM_V1, "oom_kill").or_else(|| keyed(OOM_V2, "oom_kill"))
+    fn cpu_ns(&self) -> u64 {
+        match self.cpu {
+            Some(CPU_V1) => read_u64(CPU_V1).unwrap_or(0),
+            Some(path) => keyed(path, "usage_usec").map_or(0, |us| us * 1000),
+            None => process_cpu_ns(),
+        }
+    }
+
+    fn usage(&self) -> Option<u64> {
+        read_u64(self.usage?)
+    }
+
+    fn max(&self) -> Option<u64> {
+        read_u64(self.max?)
+    }
+
+    fn oom_kills(&self) -> Option<u64> {
+        keyed(self.oom?, "oom_kill")
+    }
 }
 
 /// CPU of every process in the cell but the executor, without a cgroup: the live ones' own and
@@ -78,62 +108,77 @@ fn process_cpu_ns() -> u64 {
     ticks * tick + super::sys::children_cpu_ns()
 }
 
+/// Without a cgroup, CPU is read from /proc (a scan of every process) only every this many
+/// ticks: 100 ms is precise enough for a limit in seconds, and gVisor's system calls are dear.
+const SCAN_EVERY: u32 = 10;
+
 /// Measures one job from `start` on.
 pub struct Meter {
-    cgroup: bool,
+    sources: Sources,
     cpu_start: u64,
+    /// CPU as of the last tick, since `cpu_start`.
+    cpu: u64,
+    ticks: u32,
     max_start: Option<u64>,
     oom_start: Option<u64>,
     peak: Option<u64>,
 }
 
 impl Meter {
-    pub fn start() -> Meter {
-        let cgroup = cgroup_cpu_ns().is_some();
+    pub fn start(sources: Sources) -> Meter {
         let mut meter = Meter {
-            cgroup,
-            cpu_start: 0,
-            max_start: memory_max(),
-            oom_start: oom_kills(),
+            sources,
+            cpu_start: sources.cpu_ns(),
+            cpu: 0,
+            ticks: 0,
+            max_start: sources.max(),
+            oom_start: sources.oom_kills(),
             peak: None,
         };
-        meter.cpu_start = meter.cpu_now();
-        meter.sample();
+        meter.tick();
         meter
     }
 
-    fn cpu_now(&self) -> u64 {
-        match self.cgroup {
-            true => cgroup_cpu_ns().unwrap_or(0),
-            false => process_cpu_ns(),
-        }
-    }
-
-    /// CPU used since `start`, or since the last `restart_cpu`.
+    /// CPU used since `start` (or the last `restart_cpu`), as of the last tick.
     pub fn cpu_ns(&self) -> u64 {
-        self.cpu_now().saturating_sub(self.cpu_start)
+        self.cpu
     }
 
     /// The program starts now: the compile step's CPU is not the program's.
     pub fn restart_cpu(&mut self) {
-        self.cpu_start = self.cpu_now();
+        self.cpu_start = self.sources.cpu_ns();
+        self.cpu = 0;
     }
 
-    /// Records the memory in use now; called on every tick of the job's loop.
-    pub fn sample(&mut self) {
-        if let Some(now) = memory_usage() {
+    /// Records the memory in use now, and the CPU (every tick from a cgroup, every
+    /// `SCAN_EVERY` from /proc); called on every tick of the job's loop.
+    pub fn tick(&mut self) {
+        if let Some(now) = self.sources.usage() {
             self.peak = Some(self.peak.map_or(now, |p| p.max(now)));
         }
+        if self.sources.cpu.is_some() || self.ticks.is_multiple_of(SCAN_EVERY) {
+            self.refresh_cpu();
+        }
+        self.ticks += 1;
+    }
+
+    /// Reads the CPU now, for the final report.
+    pub fn refresh_cpu(&mut self) {
+        self.cpu = self.sources.cpu_ns().saturating_sub(self.cpu_start);
     }
 
     pub fn peak(&self) -> Option<u64> {
-        match (memory_max(), self.max_start) {
+        match (self.sources.max(), self.max_start) {
             (Some(max), Some(before)) if max > before => Some(max),
             _ => self.peak,
         }
     }
 
     pub fn oom_kills(&self) -> Option<u64> {
-        Some(oom_kills()?.saturating_sub(self.oom_start.unwrap_or(0)))
+        Some(
+            self.sources
+                .oom_kills()?
+                .saturating_sub(self.oom_start.unwrap_or(0)),
+        )
     }
 }

@@ -48,21 +48,31 @@ pub fn main() -> ! {
 fn serve() -> io::Result<()> {
     // Not dumpable: a job that got out of its namespaces still could not read this process.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    let filter = filter::program_filter().map_err(io::Error::other)?;
-    let env = environment()?;
+    let cell = Cell {
+        filter: filter::program_filter().map_err(io::Error::other)?,
+        env: environment()?,
+        sources: meter::Sources::find(),
+    };
     let mut link = Link::default();
     link.send(&FromCell::Ready {
         version: protocol::VERSION,
     })?;
     while let Some(message) = link.receive()? {
         if let ToCell::Run(job) = message {
-            let answer = run(&job, &mut link, &filter, &env)?;
+            let answer = run(&job, &mut link, &cell)?;
             link.send(&answer)?;
         }
         // The executor is PID 1 of the container: whatever ended is reaped here.
         while sys::wait(-1, true).is_some() {}
     }
     Ok(())
+}
+
+/// What every job of this cell shares, prepared once at start.
+struct Cell {
+    filter: libseccomp::ScmpFilterContext,
+    env: Vec<CString>,
+    sources: meter::Sources,
 }
 
 /// The environment programs get: the cell's (the node's allow-list and the image's), in /work.
@@ -91,7 +101,7 @@ impl Link {
     /// Blocks for the next message; None when the node closed the stream.
     fn receive(&mut self) -> io::Result<Option<ToCell>> {
         loop {
-            if let Some(message) = self.frames.next().map_err(io::Error::other)? {
+            if let Some(message) = self.frames.frame().map_err(io::Error::other)? {
                 return Ok(Some(message));
             }
             if self.closed || !self.fill()? {
@@ -120,13 +130,8 @@ struct Pipes {
     compile_stderr: Option<OwnedFd>,
 }
 
-fn run(
-    job: &Job,
-    link: &mut Link,
-    filter: &libseccomp::ScmpFilterContext,
-    env: &[CString],
-) -> io::Result<FromCell> {
-    let programs = match programs(job, filter, env) {
+fn run(job: &Job, link: &mut Link, cell: &Cell) -> io::Result<FromCell> {
+    let programs = match programs(job, &cell.filter, &cell.env) {
         Ok(p) => p,
         Err(e) => {
             return Ok(FromCell::Failed {
@@ -153,7 +158,7 @@ fn run(
             .map(|fd| fd.as_raw_fd())
             .collect(),
     };
-    let meter = Meter::start();
+    let meter = Meter::start(cell.sources);
     let pid = clone_init(job, &ends, &programs)?;
     drop((notes_w, stdin_r, out_w, err_w, cout_w, cerr_w));
     let pipes = Pipes {
@@ -240,20 +245,12 @@ fn clone_init(job: &Job, ends: &jail::Ends, programs: &jail::Programs) -> io::Re
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Compiling,
-    /// Init is setting up, or the program runs.
-    Running,
-}
-
 /// One job from the executor's side: its pipes, clocks and meter, until init is gone.
 struct Watch<'a> {
     job: &'a Job,
     init: libc::pid_t,
     meter: Meter,
     pipes: Pipes,
-    phase: Phase,
     deadline: u64,
     started: Option<u64>,
     stdin_sent: usize,
@@ -262,7 +259,8 @@ struct Watch<'a> {
     err_left: u64,
     compile: [Vec<u8>; 2],
     compile_total: [u64; 2],
-    compile_started: u64,
+    /// While the compiler runs: when it started.
+    compile_started: Option<u64>,
     ending: Option<Ending>,
     exit: Option<Exit>,
     finished_at: Option<u64>,
@@ -274,18 +272,12 @@ struct Watch<'a> {
 impl<'a> Watch<'a> {
     fn new(job: &'a Job, init: libc::pid_t, meter: Meter, pipes: Pipes) -> Self {
         let now = sys::monotonic_ms();
-        let compiling = job.compile.is_some();
         let l = &job.limits;
         Watch {
             job,
             init,
             meter,
             pipes,
-            phase: if compiling {
-                Phase::Compiling
-            } else {
-                Phase::Running
-            },
             // Until init says the compiler or the program started: its set-up time.
             deadline: now + SETUP_MS,
             started: None,
@@ -295,7 +287,7 @@ impl<'a> Watch<'a> {
             err_left: l.output_bytes,
             compile: [Vec::new(), Vec::new()],
             compile_total: [0, 0],
-            compile_started: now,
+            compile_started: None,
             ending: None,
             exit: None,
             finished_at: None,
@@ -328,7 +320,8 @@ impl<'a> Watch<'a> {
     }
 
     fn report(&mut self) -> Report {
-        self.meter.sample();
+        self.meter.tick();
+        self.meter.refresh_cpu();
         let now = sys::monotonic_ms();
         let ran = self
             .started
@@ -355,9 +348,9 @@ impl<'a> Watch<'a> {
     }
 
     fn check_limits(&mut self) {
-        self.meter.sample();
+        self.meter.tick();
         if sys::monotonic_ms() >= self.deadline {
-            if self.phase == Phase::Compiling {
+            if self.compile_started.is_some() {
                 self.compiled(None);
             }
             self.stop(Ending::TimedOut);
@@ -409,7 +402,7 @@ impl<'a> Watch<'a> {
     /// Acts on what the node sent during the job, including frames that came in one read
     /// with the job's own `Run`.
     fn take_kills(&mut self, link: &mut Link) -> io::Result<()> {
-        while let Some(message) = link.frames.next::<ToCell>().map_err(io::Error::other)? {
+        while let Some(message) = link.frames.frame::<ToCell>().map_err(io::Error::other)? {
             if message == ToCell::Kill {
                 self.stop(Ending::Killed);
             }
@@ -526,18 +519,19 @@ impl<'a> Watch<'a> {
         match word {
             "compiling" => {
                 let now = sys::monotonic_ms();
-                self.compile_started = now;
+                self.compile_started = Some(now);
                 self.deadline = now + self.job.limits.compile_timeout_ms;
             }
-            "compiled" => {
+            // Unless the executor already stopped the compiler at its limit and reported that.
+            "compiled" if self.compile_started.is_some() => {
                 // The compiler and everything it started are dead: its pipes end now.
                 self.drain_compile_output(link)?;
                 self.compiled(status());
             }
+            "compiled" => {}
             "started" => {
                 let now = sys::monotonic_ms();
                 self.started = Some(now);
-                self.phase = Phase::Running;
                 self.deadline = now + self.job.limits.timeout_ms;
                 self.meter.restart_cpu();
             }
@@ -556,7 +550,10 @@ impl<'a> Watch<'a> {
     fn compiled(&mut self, exit: Option<Exit>) {
         let report = CompileReport {
             exit,
-            duration_ms: sys::monotonic_ms() - self.compile_started,
+            duration_ms: self
+                .compile_started
+                .take()
+                .map_or(0, |started| sys::monotonic_ms() - started),
             stdout: std::mem::take(&mut self.compile[0]),
             stderr: std::mem::take(&mut self.compile[1]),
             stdout_truncated: self.compile_total[0] > self.job.limits.compile_output_bytes,

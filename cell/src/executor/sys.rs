@@ -26,10 +26,10 @@ pub fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
     check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
 }
 
-/// One read; Ok(0) at end of file. EINTR is retried.
-pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+/// A read or write system call's count, with EINTR retried.
+fn counted(mut call: impl FnMut() -> isize) -> io::Result<usize> {
     loop {
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        let n = call();
         if n >= 0 {
             return Ok(n as usize);
         }
@@ -40,18 +40,14 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// One write; returns how much went. EINTR is retried.
+/// One read; Ok(0) at end of file.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    counted(|| unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+/// One write; returns how much went.
 pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    loop {
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+    counted(|| unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
 }
 
 pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
