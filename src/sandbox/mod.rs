@@ -127,7 +127,7 @@ impl Sandbox {
     /// gVisor (whose user namespaces allow no fresh mounts), else the configured number.
     pub fn jobs_per_cell(&self, job: &Job) -> u32 {
         let backend = job.language.backend.unwrap_or(self.config.backend);
-        match (backend, self.shape(job).gvisor()) {
+        match (backend, self.runtime_for(job) == Some(container::GVISOR)) {
             (Backend::Cell, false) => self.config.cell_max_jobs.max(1),
             _ => 1,
         }

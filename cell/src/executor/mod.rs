@@ -325,7 +325,7 @@ impl<'a> Watch<'a> {
         let now = sys::monotonic_ms();
         let ran = self
             .started
-            .map_or(0, |s| self.finished_at.unwrap_or(now) - s);
+            .map_or(0, |s| self.finished_at.unwrap_or(now).saturating_sub(s));
         Report {
             ending: self.ending.unwrap_or(Ending::Exited),
             exit: self.exit,
@@ -525,16 +525,17 @@ impl<'a> Watch<'a> {
             // Unless the executor already stopped the compiler at its limit and reported that.
             "compiled" if self.compile_started.is_some() => {
                 // The compiler and everything it started are dead: its pipes end now.
-                self.drain_compile_output(link)?;
+                self.drain_outputs(link, |which| which < 2)?;
                 self.compiled(status());
             }
-            "compiled" => {}
-            "started" => {
+            // A program that starts after the executor ended the job never counts as started.
+            "started" if self.ending.is_none() => {
                 let now = sys::monotonic_ms();
                 self.started = Some(now);
                 self.deadline = now + self.job.limits.timeout_ms;
                 self.meter.restart_cpu();
             }
+            "compiled" | "started" => {}
             "exited" => {
                 if self.ending.is_none() {
                     self.exit = status();
@@ -566,27 +567,29 @@ impl<'a> Watch<'a> {
         self.compiled = Some(report);
     }
 
-    fn drain_compile_output(&mut self, link: &mut Link) -> io::Result<()> {
+    /// Reads the open output pipes that `wanted` picks (by stream index) until their writers
+    /// are gone, which is at once when every process that held them is dead; one second at most.
+    fn drain_outputs(&mut self, link: &mut Link, wanted: fn(usize) -> bool) -> io::Result<()> {
         let until = sys::monotonic_ms() + 1000;
-        while (self.pipes.compile_stdout.is_some() || self.pipes.compile_stderr.is_some())
-            && sys::monotonic_ms() < until
-        {
-            for (fd, which) in self.outputs().into_iter().filter(|&(_, w)| w < 2) {
+        loop {
+            let open: Vec<_> = self
+                .outputs()
+                .into_iter()
+                .filter(|&(_, w)| wanted(w))
+                .collect();
+            if open.is_empty() || sys::monotonic_ms() >= until {
+                return Ok(());
+            }
+            for (fd, which) in open {
                 self.read_output(fd, which, link)?;
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        Ok(())
     }
 
     /// After init is gone: the rest of the program's output, and the compile report.
     fn drain(&mut self, link: &mut Link) -> io::Result<()> {
-        let until = sys::monotonic_ms() + 1000;
-        while !self.outputs().is_empty() && sys::monotonic_ms() < until {
-            for (fd, which) in self.outputs() {
-                self.read_output(fd, which, link)?;
-            }
-        }
+        self.drain_outputs(link, |_| true)?;
         self.send_compiled(link)
     }
 
