@@ -9,9 +9,15 @@ scripts/setup.sh
 # backend (a pooled cell serves one job), and again with every job inside gVisor (runsc).
 CATALOGUE=(--test hostile --test limits --test containment)
 if cargo nextest --version >/dev/null 2>&1; then
-  # The workspace: the node, and the cell's executor and protocol (with its seccomp filter).
-  echo "[test] cargo nextest run --workspace $*"
-  cargo nextest run --no-fail-fast --workspace --features codebeaker-cell/executor "$@"
+  echo "[test] building the tests"
+  cargo build --tests --quiet
+  # A build leaves gigabytes of dirty pages; every container removal (an overlay unmount) then
+  # waits for them to reach the disk, which stalls jobs by seconds. Written out once, here.
+  sync
+  echo "[test] the cell's executor and protocol (unit tests, with its seccomp filter)"
+  cargo nextest run --no-fail-fast -p codebeaker-cell --features executor
+  echo "[test] cargo nextest run $*"
+  cargo nextest run --no-fail-fast "$@"
   echo "[test] faults that stop or restart dockerd, one at a time"
   # nats-server 2.9.10 (Debian's) can lose track of a delivered message when a consumer's
   # leader dies with its server (fixed upstream in 2.10/2.11, nats-server#6469); the cluster
@@ -28,7 +34,8 @@ if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --no-fail-fast --retries 2 "${CATALOGUE[@]}"
 else
   echo "[test] cargo-nextest not found; using cargo test"
-  cargo test --workspace --features codebeaker-cell/executor "$@"
+  cargo test -p codebeaker-cell --features executor
+  cargo test "$@"
   cargo test --test faults -- --ignored --test-threads 1
   CODEBEAKER_TEST_POOL=1 cargo test "${CATALOGUE[@]}"
   CODEBEAKER_TEST_BACKEND=container CODEBEAKER_TEST_POOL=1 cargo test "${CATALOGUE[@]}"
