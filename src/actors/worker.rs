@@ -366,9 +366,6 @@ async fn execute(
     ctx.containers.insert(job.execution_id, cell.id.clone());
     let executed = ctx.sandbox.execute(&mut cell, job, stopped).await;
     ctx.containers.remove(&job.execution_id);
-    if executed.is_err() {
-        cell.mark_broken();
-    }
     // The cell goes back to its runtime, which keeps it for the next job or removes it.
     if let Err(ractor::MessagingErr::SendErr(RuntimeMsg::Release(cell))) =
         runtime.cast(RuntimeMsg::Release(Box::new(cell)))

@@ -107,7 +107,7 @@ impl Cell {
     }
 
     /// The cell must not serve another job.
-    pub fn mark_broken(&mut self) {
+    pub(super) fn mark_broken(&mut self) {
         self.broken = true;
     }
 
