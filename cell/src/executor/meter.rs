@@ -162,9 +162,12 @@ impl Meter {
         self.ticks += 1;
     }
 
-    /// Reads the CPU now, for the final report.
+    /// Reads the CPU now. Time never runs backwards: without a cgroup, the time of processes
+    /// the kernel killed with the job's namespace is counted by nobody (gVisor), so a reading
+    /// after the job's end can be lower than the last one taken while it ran.
     pub fn refresh_cpu(&mut self) {
-        self.cpu = self.sources.cpu_ns().saturating_sub(self.cpu_start);
+        let now = self.sources.cpu_ns().saturating_sub(self.cpu_start);
+        self.cpu = self.cpu.max(now);
     }
 
     pub fn peak(&self) -> Option<u64> {
