@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::languages::Languages;
 use crate::model::{ExecuteRequest, Status};
 use crate::sandbox::container::{self, Shape};
-use crate::sandbox::limits::Limits;
+use crate::sandbox::limits::{Limits, Policy};
 
 #[derive(Debug, Serialize)]
 pub struct Measurement {
@@ -486,7 +486,12 @@ fn ms(d: Duration) -> f64 {
 fn docker_run_args(config: &Config) -> Vec<String> {
     let languages = Languages::load(config.languages_file.as_deref()).expect("languages load");
     let language = languages.get("python").expect("python is defined");
-    let limits = Limits::resolve(&config.limits, &language.limits, &Default::default())
+    let limits = Limits::resolve(
+        &config.limits,
+        &language.limits,
+        &Default::default(),
+        Policy::Refuse,
+    )
         .expect("defaults are valid");
     let shape = Shape {
         image: language.image.clone(),

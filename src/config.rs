@@ -302,6 +302,16 @@ impl<T: PartialOrd + Copy> Bounded<T> {
         v >= self.min && v <= self.max
     }
 
+    /// The nearest value within the range; NaN (within no range) becomes the default.
+    pub fn clamp(&self, v: T) -> T {
+        match v {
+            v if self.contains(v) => v,
+            v if v > self.max => self.max,
+            v if v < self.min => self.min,
+            _ => self.default,
+        }
+    }
+
     /// The default, or a language's own default kept within the range.
     pub fn default_with(&self, own: Option<T>) -> T {
         match own.unwrap_or(self.default) {

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::config::LimitsConfig;
 use crate::languages::{Language, Languages};
-use crate::sandbox::limits::{ByteSize, LimitError, Limits, Requested};
+use crate::sandbox::limits::{ByteSize, LimitError, Limits, Policy, Requested};
 
 /// `POST /execute` body. Unknown fields are refused so that a client never believes a field
 /// it sent (say `files` or `args`) took effect when this server does not support it.
@@ -187,21 +187,39 @@ pub struct CompileResult {
     pub duration_ms: u64,
 }
 
-/// A validated request with its id and resolved limits, ready for a worker.
+/// A job as it travels on the job stream: what the client asked for, and nothing a worker
+/// must trust. Anyone who can publish on `codebeaker.jobs.*` can write one, so a worker takes
+/// the image, commands and runtime from its own `languages.toml` and resolves the limits within
+/// its own bounds ([`Submission::resolve`]). Unknown fields (an `image`, a `runtime`) are
+/// ignored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Job {
+pub struct Submission {
     pub execution_id: Uuid,
-    pub language: Language,
+    /// The language's name (or alias), as the client gave it.
+    pub language: String,
     pub code: String,
     pub stdin: String,
-    pub limits: Limits,
+    /// The limits the client asked for; each optional.
+    pub limits: Requested,
     pub priority: Priority,
     pub files: Vec<JobFile>,
     pub args: Vec<String>,
     pub created_at: DateTime<Utc>,
 }
 
+/// A submission resolved against this node's own definitions and bounds, ready to run.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub submission: Submission,
+    pub language: Language,
+    pub limits: Limits,
+}
+
 impl Job {
+    pub fn id(&self) -> Uuid {
+        self.submission.execution_id
+    }
+
     /// The longest the job may run: its compile step (if any) and the program, container
     /// start-up not included.
     pub fn time_budget(&self) -> std::time::Duration {
@@ -259,25 +277,14 @@ impl ExecuteRequest {
         }
     }
 
+    /// Checks the request against this node's languages and bounds, refusing any limit out of
+    /// range, and turns it into a job.
     pub fn validate(
         self,
         languages: &Languages,
         limits: &LimitsConfig,
     ) -> Result<Job, ValidationError> {
-        let language = languages.get(&self.language).cloned().ok_or_else(|| {
-            ValidationError::UnknownLanguage {
-                name: self.language.clone(),
-                known: languages.names().iter().map(|s| s.to_string()).collect(),
-            }
-        })?;
-        if self.code.trim().is_empty() {
-            return Err(ValidationError::Invalid {
-                field: "code",
-                message: "must not be empty".into(),
-            });
-        }
-        check_size("code", &self.code, limits.max_code_bytes)?;
-        check_size("stdin", &self.stdin, limits.max_stdin_bytes)?;
+        let language = find_language(languages, &self.language)?;
         if let Some(name) = self
             .packages
             .iter()
@@ -289,29 +296,66 @@ impl ExecuteRequest {
                 allowed: language.packages.clone(),
             });
         }
-        check_args(&self.args, limits)?;
-        let files = check_files(self.files, &language.file, limits)?;
-        let asked = Requested {
-            timeout: self.timeout,
-            cpu_time: self.cpu_time,
-            memory: self.memory_limit,
-            pids: self.pids_limit,
-            output: self.output_limit,
-            file_size: self.file_size_limit,
-        };
-        let limits = Limits::resolve(limits, &language.limits, &asked)?;
-        Ok(Job {
+        let submission = Submission {
             execution_id: self.execution_id.unwrap_or_else(Uuid::new_v4),
-            priority: self.priority,
-            files,
-            args: self.args,
-            language,
+            language: self.language,
             code: self.code,
             stdin: self.stdin,
-            limits,
+            limits: Requested {
+                timeout: self.timeout,
+                cpu_time: self.cpu_time,
+                memory: self.memory_limit,
+                pids: self.pids_limit,
+                output: self.output_limit,
+                file_size: self.file_size_limit,
+            },
+            priority: self.priority,
+            files: decode_files(self.files)?,
+            args: self.args,
             created_at: Utc::now(),
+        };
+        submission.resolve(languages, limits, Policy::Refuse)
+    }
+}
+
+impl Submission {
+    /// Resolves the submission against this node's languages and bounds. The API refuses a
+    /// limit out of range (the client made a mistake); a worker clamps it (the API it came
+    /// through may have other bounds, or none: a forged message).
+    pub fn resolve(
+        self,
+        languages: &Languages,
+        limits: &LimitsConfig,
+        policy: Policy,
+    ) -> Result<Job, ValidationError> {
+        let language = find_language(languages, &self.language)?;
+        if self.code.trim().is_empty() {
+            return Err(ValidationError::Invalid {
+                field: "code",
+                message: "must not be empty".into(),
+            });
+        }
+        check_size("code", &self.code, limits.max_code_bytes)?;
+        check_size("stdin", &self.stdin, limits.max_stdin_bytes)?;
+        check_args(&self.args, limits)?;
+        check_files(&self.files, &language.file, limits)?;
+        let resolved = Limits::resolve(limits, &language.limits, &self.limits, policy)?;
+        Ok(Job {
+            submission: self,
+            language,
+            limits: resolved,
         })
     }
+}
+
+fn find_language(languages: &Languages, name: &str) -> Result<Language, ValidationError> {
+    languages
+        .get(name)
+        .cloned()
+        .ok_or_else(|| ValidationError::UnknownLanguage {
+            name: name.to_string(),
+            known: languages.names().iter().map(|s| s.to_string()).collect(),
+        })
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
@@ -343,24 +387,42 @@ fn check_args(args: &[String], limits: &LimitsConfig) -> Result<(), ValidationEr
     Ok(())
 }
 
-/// Decodes the extra files and checks their names: relative, plain components (letters,
-/// digits, `.`, `_`, `-`), no `..`, not the main file, no duplicates; and their count and size.
-fn check_files(
-    files: Vec<SourceFile>,
-    main: &str,
-    limits: &LimitsConfig,
-) -> Result<Vec<JobFile>, ValidationError> {
+/// Decodes the extra files' contents (UTF-8 or base64).
+fn decode_files(files: Vec<SourceFile>) -> Result<Vec<JobFile>, ValidationError> {
+    files
+        .into_iter()
+        .map(|file| {
+            let content = match file.encoding {
+                Encoding::Utf8 => file.content.into_bytes(),
+                Encoding::Base64 => {
+                    use base64::Engine;
+                    base64::engine::general_purpose::STANDARD
+                        .decode(file.content.trim())
+                        .map_err(|e| {
+                            invalid("files", format!("`{}` is not valid base64: {e}", file.name))
+                        })?
+                }
+            };
+            Ok(JobFile {
+                name: file.name,
+                content,
+            })
+        })
+        .collect()
+}
+
+/// Checks the extra files' names: relative, plain components (letters, digits, `.`, `_`,
+/// `-`), no `..`, not the main file, no duplicates; and their count and total size.
+fn check_files(files: &[JobFile], main: &str, limits: &LimitsConfig) -> Result<(), ValidationError> {
     if files.len() > limits.max_files {
         return Err(invalid(
             "files",
             format!("at most {} files", limits.max_files),
         ));
     }
-    let mut out: Vec<JobFile> = Vec::with_capacity(files.len());
-    let mut total = 0u64;
-    for file in files {
+    for (i, file) in files.iter().enumerate() {
         check_file_name(&file.name)?;
-        if file.name == main || out.iter().any(|f| f.name == file.name) {
+        if file.name == main || files[..i].iter().any(|f| f.name == file.name) {
             return Err(invalid(
                 "files",
                 format!(
@@ -369,23 +431,8 @@ fn check_files(
                 ),
             ));
         }
-        let content = match file.encoding {
-            Encoding::Utf8 => file.content.into_bytes(),
-            Encoding::Base64 => {
-                use base64::Engine;
-                base64::engine::general_purpose::STANDARD
-                    .decode(file.content.trim())
-                    .map_err(|e| {
-                        invalid("files", format!("`{}` is not valid base64: {e}", file.name))
-                    })?
-            }
-        };
-        total += content.len() as u64;
-        out.push(JobFile {
-            name: file.name,
-            content,
-        });
     }
+    let total: u64 = files.iter().map(|f| f.content.len() as u64).sum();
     if total > limits.max_files_bytes.bytes() {
         return Err(ValidationError::TooLarge {
             field: "files",
@@ -393,7 +440,7 @@ fn check_files(
             limit: limits.max_files_bytes.bytes(),
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 fn check_file_name(name: &str) -> Result<(), ValidationError> {
@@ -428,7 +475,16 @@ impl ExecutionRecord {
     /// A record for a job that has not produced a result yet.
     pub fn new(job: &Job, status: Status) -> Self {
         ExecutionRecord {
-            execution_id: job.execution_id,
+            version: job.language.version.clone(),
+            language: job.language.name.clone(),
+            ..ExecutionRecord::unresolved(&job.submission, status)
+        }
+    }
+
+    /// A record for a submission no language of this node's was found for.
+    fn unresolved(submission: &Submission, status: Status) -> Self {
+        ExecutionRecord {
+            execution_id: submission.execution_id,
             status,
             exit_code: None,
             signal: None,
@@ -442,11 +498,11 @@ impl ExecutionRecord {
             duration_ms: None,
             cpu_time_ms: None,
             memory_peak_bytes: None,
-            language: job.language.name.clone(),
-            version: job.language.version.clone(),
+            language: submission.language.clone(),
+            version: String::new(),
             node: None,
             error: None,
-            created_at: job.created_at,
+            created_at: submission.created_at,
             started_at: None,
             finished_at: None,
         }
@@ -454,6 +510,12 @@ impl ExecutionRecord {
 
     pub fn internal_error(job: &Job, reason: impl Into<String>) -> Self {
         ExecutionRecord::new(job, Status::Queued).failed(reason)
+    }
+
+    /// The record of a job message this node would not run (see [`Submission::resolve`]).
+    pub fn refused(submission: &Submission, why: &ValidationError) -> Self {
+        ExecutionRecord::unresolved(submission, Status::Queued)
+            .failed(format!("the worker refused the job message: {why}"))
     }
 
     /// This record, ended as `internal_error` for the given reason.
@@ -551,8 +613,8 @@ mod file_tests {
             {"name": "data/blob.bin", "content": "AAEC/w==", "encoding": "base64"}
         ]))
         .unwrap();
-        assert_eq!(job.files[0].content, b"X = 1");
-        assert_eq!(job.files[1].content, [0, 1, 2, 255]);
+        assert_eq!(job.submission.files[0].content, b"X = 1");
+        assert_eq!(job.submission.files[1].content, [0, 1, 2, 255]);
     }
 
     #[test]

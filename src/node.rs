@@ -126,7 +126,7 @@ impl Node {
         let mut tasks = Vec::new();
         if let Some(worker) = &worker {
             tasks.push(tokio::spawn(consumer::run(
-                ctx.queue.clone(),
+                ctx.clone(),
                 supervisor.clone(),
                 freed,
                 stopped.clone(),

@@ -234,7 +234,7 @@ impl RuntimeState {
     fn create_cold(&self, job: Box<Job>, reply: Reply) {
         let sandbox = self.ctx.sandbox.clone();
         tokio::spawn(async move {
-            let id = job.execution_id.to_string();
+            let id = job.id().to_string();
             match sandbox
                 .cell(sandbox.shape(&job), Owner::Execution(&id), 1, |_| {})
                 .await

@@ -397,7 +397,7 @@ impl SupervisorState {
             };
             let assignment = self.queue.pop_front().expect("queue is not empty");
             let running = Running {
-                execution: assignment.job.execution_id,
+                execution: assignment.job.id(),
                 stream_seq: assignment.delivery.stream_seq(),
                 deadline: Instant::now() + assignment.job.time_budget(),
             };
@@ -480,7 +480,7 @@ impl SupervisorState {
             stream_seq: r.stream_seq,
         });
         let waiting = self.queue.iter().map(|a| Held {
-            execution_id: a.job.execution_id,
+            execution_id: a.job.id(),
             stream_seq: a.delivery.stream_seq(),
         });
         running.chain(waiting).collect()

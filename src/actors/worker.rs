@@ -81,7 +81,7 @@ impl Actor for WorkerActor {
         // that submitted it, so one grep follows a job from the API node to this one.
         let span = tracing::info_span!(
             "job",
-            execution_id = %job.execution_id,
+            execution_id = %job.id(),
             request_id = delivery.request_id().unwrap_or("-"),
             language = %job.language.name
         );
@@ -115,7 +115,7 @@ impl Actor for WorkerActor {
             }
             Ok(Processed::Skipped) => acknowledge(&delivery).await,
             Ok(Processed::HandedBack) => {
-                tracing::info!(execution_id = %job.execution_id, "job handed back: this node is leaving");
+                tracing::info!(execution_id = %job.id(), "job handed back: this node is leaving");
                 delivery.nak().await;
             }
             // The record could not be read or stored: hand the job back rather than lose it,
@@ -123,7 +123,7 @@ impl Actor for WorkerActor {
             // deliveries at once.
             Err(e) => {
                 let pause = RETRY_PAUSE * u32::try_from(delivery.attempt()).unwrap_or(1);
-                tracing::error!(execution_id = %job.execution_id, error = %e, "job handed back; delivered again in {pause:?}");
+                tracing::error!(execution_id = %job.id(), error = %e, "job handed back; delivered again in {pause:?}");
                 delivery.nak_after(pause).await;
             }
         }
@@ -174,7 +174,7 @@ async fn process(
     delivery: &Delivery,
 ) -> Result<Processed, QueueError> {
     let records = &ctx.node.queue.records;
-    let id = job.execution_id;
+    let id = job.id();
     let max_deliver = ctx.node.config.nats.max_deliver;
     let mut found = records.get(&id).await?;
     // Running elsewhere: this delivery is a copy, or came back while its holder still works.
@@ -316,7 +316,7 @@ async fn claim(
         if stored {
             return Ok(Some(running));
         }
-        found = records.get(&job.execution_id).await?;
+        found = records.get(&job.id()).await?;
         if found
             .as_ref()
             .is_some_and(|f| f.record.status == Status::Running)
@@ -363,9 +363,9 @@ async fn execute(
             Err(_) => std::future::pending::<()>().await,
         }
     };
-    ctx.containers.insert(job.execution_id, cell.id.clone());
+    ctx.containers.insert(job.id(), cell.id.clone());
     let executed = ctx.sandbox.execute(&mut cell, job, stopped).await;
-    ctx.containers.remove(&job.execution_id);
+    ctx.containers.remove(&job.id());
     // The cell goes back to its runtime, which keeps it for the next job or removes it.
     if let Err(ractor::MessagingErr::SendErr(RuntimeMsg::Release(cell))) =
         runtime.cast(RuntimeMsg::Release(Box::new(cell)))
@@ -378,7 +378,7 @@ async fn execute(
     Some(match executed {
         Ok(outcome) => outcome.into_record(running),
         Err(e) => {
-            tracing::error!(execution_id = %job.execution_id, error = %e, "execution failed");
+            tracing::error!(execution_id = %job.id(), error = %e, "execution failed");
             running.failed(e.to_string())
         }
     })

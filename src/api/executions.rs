@@ -32,7 +32,7 @@ async fn enqueue(
     job: &Job,
     request_id: &RequestId,
 ) -> Result<ExecutionRecord, ApiError> {
-    tracing::Span::current().record("execution_id", tracing::field::display(job.execution_id));
+    tracing::Span::current().record("execution_id", tracing::field::display(job.id()));
     let record = ctx.queue.submit(job, request_id.as_str()).await?;
     tracing::info!(language = %job.language.name, "job queued");
     Ok(record)
@@ -54,7 +54,7 @@ pub async fn run(
     let latest = ctx
         .queue
         .records
-        .wait_final(&job.execution_id, wait)
+        .wait_final(&job.id(), wait)
         .await?;
     Ok(latest.unwrap_or(queued))
 }

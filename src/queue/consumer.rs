@@ -17,18 +17,21 @@ use super::{names, records, Queue};
 use crate::actors::supervisor::SupervisorMsg;
 use crate::actors::worker::Assignment;
 use crate::actors::WorkerContext;
-use crate::model::Job;
+use crate::actors::NodeContext;
+use crate::model::{ExecutionRecord, Submission, ValidationError};
+use crate::sandbox::limits::Policy;
 
 /// Longest an idle worker waits for a job it was not woken for (redeliveries, or a publish whose
 /// wake-up message was missed).
 const POLL: Duration = Duration::from_millis(250);
 
 pub async fn run(
-    queue: Queue,
+    ctx: Arc<NodeContext>,
     supervisor: ActorRef<SupervisorMsg>,
     freed: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let queue = &ctx.queue;
     let mut backoff = Duration::from_millis(100);
     let mut wake = match queue.client.subscribe(names::WAKE).await {
         Ok(sub) => Some(sub),
@@ -61,7 +64,7 @@ pub async fn run(
                 }
                 continue;
             }
-            match pull(&consumers, free, &supervisor).await {
+            match pull(&ctx, &consumers, free, &supervisor).await {
                 Ok(0) => {
                     let woken = async {
                         match wake.as_mut() {
@@ -105,6 +108,7 @@ async fn capacity(supervisor: &ActorRef<SupervisorMsg>) -> usize {
 
 /// Fetches up to `free` jobs without waiting, highest priority first.
 async fn pull(
+    ctx: &NodeContext,
     consumers: &[PullConsumer],
     free: usize,
     supervisor: &ActorRef<SupervisorMsg>,
@@ -116,7 +120,10 @@ async fn pull(
         }
         // A no-wait fetch answers at once; one that does not (its consumer's leader was lost
         // with a server) would wait forever, so it counts as failed and the loop starts over.
-        taken += tokio::time::timeout(FETCH_PATIENCE, fetch(consumer, free - taken, supervisor))
+        taken += tokio::time::timeout(
+            FETCH_PATIENCE,
+            fetch(ctx, consumer, free - taken, supervisor),
+        )
             .await
             .map_err(|_| format!("no answer to a fetch within {FETCH_PATIENCE:?}"))??;
     }
@@ -126,6 +133,7 @@ async fn pull(
 const FETCH_PATIENCE: Duration = Duration::from_secs(5);
 
 async fn fetch(
+    ctx: &NodeContext,
     consumer: &PullConsumer,
     most: usize,
     supervisor: &ActorRef<SupervisorMsg>,
@@ -139,7 +147,20 @@ async fn fetch(
         .map_err(|e| e.to_string())?;
     while let Some(message) = batch.next().await {
         let delivery = Delivery::new(message.map_err(|e| e.to_string())?);
-        match records::decode::<Job>(delivery.payload()) {
+        let submission = match records::decode::<Submission>(delivery.payload()) {
+            Ok(submission) => submission,
+            Err(e) => {
+                tracing::error!(error = %e, "dropping a job message that cannot be decoded");
+                delivery.term().await;
+                continue;
+            }
+        };
+        // Nothing in the message is trusted: the job is rebuilt from this node's own tables.
+        let limits = &ctx.config.limits;
+        match submission
+            .clone()
+            .resolve(&ctx.languages, limits, Policy::Clamp)
+        {
             Ok(job) => {
                 let assignment = Assignment {
                     job: Box::new(job),
@@ -150,13 +171,26 @@ async fn fetch(
                     .map_err(|e| e.to_string())?;
                 taken += 1;
             }
-            Err(e) => {
-                tracing::error!(error = %e, "dropping a job message that cannot be decoded");
-                delivery.term().await;
-            }
+            Err(e) => refuse(&ctx.queue, &submission, &e, &delivery).await,
         }
     }
     Ok(taken)
+}
+
+/// Ends a job this node will not run with `internal_error`, unless its record is final
+/// already, and acks it. A record that cannot be written leaves the message for redelivery.
+async fn refuse(queue: &Queue, submission: &Submission, why: &ValidationError, delivery: &Delivery) {
+    let id = submission.execution_id;
+    tracing::error!(execution_id = %id, error = %why, "refusing a job message");
+    let record = ExecutionRecord::refused(submission, why);
+    match queue.records.finish_unless_final(&record).await {
+        Ok(()) => {
+            if let Err(e) = delivery.ack().await {
+                tracing::warn!(error = %e, "ack of a refused job failed");
+            }
+        }
+        Err(e) => tracing::warn!(execution_id = %id, error = %e, "could not record a refused job"),
+    }
 }
 
 /// Kills jobs running on this node when a client cancels them (`codebeaker.cancel.<id>`).

@@ -160,23 +160,23 @@ impl Queue {
     pub async fn submit(&self, job: &Job, request_id: &str) -> Result<ExecutionRecord, QueueError> {
         let queued = ExecutionRecord::new(job, Status::Queued);
         if !self.records.create(&queued).await? {
-            if let Some(existing) = self.records.get(&job.execution_id).await? {
+            if let Some(existing) = self.records.get(&job.id()).await? {
                 if !self.republish(&existing.record) {
                     return Ok(existing.record);
                 }
             }
         }
         let mut headers = HeaderMap::new();
-        let execution_id = job.execution_id.to_string();
+        let execution_id = job.id().to_string();
         headers.insert("Nats-Msg-Id", execution_id.as_str());
         headers.insert(names::EXECUTION_ID_HEADER, execution_id.as_str());
         headers.insert(names::REQUEST_ID_HEADER, request_id);
         let ack = self
             .js
             .publish_with_headers(
-                names::job_subject(job.priority),
+                names::job_subject(job.submission.priority),
                 headers,
-                records::encode(job)?,
+                records::encode(&job.submission)?,
             )
             .await
             .map_err(|e| QueueError::Publish(e.to_string()))?;

@@ -71,6 +71,21 @@ impl Records {
         }
     }
 
+    /// Writes a final record unless the stored one is final already (compare-and-set, so
+    /// that a result stored meanwhile is never overwritten).
+    pub async fn finish_unless_final(&self, record: &ExecutionRecord) -> Result<(), QueueError> {
+        loop {
+            let stored = match self.get(&record.execution_id).await? {
+                Some(found) if found.record.status.is_final() => return Ok(()),
+                Some(found) => self.update(record, found.revision).await?,
+                None => self.create(record).await?,
+            };
+            if stored {
+                return Ok(());
+            }
+        }
+    }
+
     pub async fn put(&self, record: &ExecutionRecord) -> Result<(), QueueError> {
         self.kv
             .put(key(&record.execution_id), encode(record)?)

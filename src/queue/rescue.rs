@@ -28,7 +28,7 @@ use tokio::sync::watch;
 
 use super::nodes::{self, Holder, NodeEntry};
 use super::{names, records, Queue, QueueError};
-use crate::model::{ExecutionRecord, Job, Priority, Status};
+use crate::model::{ExecutionRecord, Priority, Status, Submission};
 
 /// Looks for lost jobs every heartbeat until stopped.
 pub async fn run(queue: Queue, own_id: String, mut stop: watch::Receiver<bool>) {
@@ -109,7 +109,7 @@ impl Rescuer {
         now: DateTime<Utc>,
     ) -> Result<(), QueueError> {
         // One that does not decode is the consumer's to drop.
-        let Ok(job) = records::decode::<Job>(&message.payload) else {
+        let Ok(job) = records::decode::<Submission>(&message.payload) else {
             return Ok(());
         };
         let found = self.queue.records.get(&job.execution_id).await?;

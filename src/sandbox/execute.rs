@@ -122,17 +122,17 @@ fn cell_job(job: &Job, shape: &super::container::Shape) -> protocol::Job {
     let ms = |d: Duration| d.as_millis() as u64;
     let mut files = vec![protocol::File {
         name: job.language.file.clone(),
-        content: job.code.as_bytes().to_vec(),
+        content: job.submission.code.as_bytes().to_vec(),
     }];
-    files.extend(job.files.iter().map(|f| protocol::File {
+    files.extend(job.submission.files.iter().map(|f| protocol::File {
         name: f.name.clone(),
         content: f.content.clone(),
     }));
     let mut run = job.language.run.clone();
-    run.extend(job.args.iter().cloned());
+    run.extend(job.submission.args.iter().cloned());
     protocol::Job {
         files,
-        stdin: job.stdin.as_bytes().to_vec(),
+        stdin: job.submission.stdin.as_bytes().to_vec(),
         compile: job.language.compile.clone(),
         run,
         limits: protocol::JobLimits {

@@ -100,7 +100,8 @@ pub struct Limits {
 }
 
 /// The limits a request asks for; each is optional.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Requested {
     pub timeout: Option<f64>,
     pub cpu_time: Option<f64>,
@@ -120,13 +121,24 @@ pub struct LimitError {
     pub got: String,
 }
 
+/// What to do with a limit asked for outside the bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Refuse it, naming the field: a client's request, answered with a 400.
+    Refuse,
+    /// Bring it within the bounds (NaN becomes the default): a job message from the stream,
+    /// which a worker runs only within its own bounds.
+    Clamp,
+}
+
 impl Limits {
-    /// Applies the request's limits over the language's and the server's defaults, refusing
-    /// values outside the server's bounds rather than silently clamping them.
+    /// Applies the request's limits over the language's and the server's defaults; a value
+    /// outside the server's bounds is refused or clamped, as `policy` says.
     pub fn resolve(
         cfg: &LimitsConfig,
         language: &LanguageLimits,
         asked: &Requested,
+        policy: Policy,
     ) -> Result<Limits, LimitError> {
         Ok(Limits {
             timeout: secs(pick(
@@ -134,21 +146,24 @@ impl Limits {
                 asked.timeout,
                 language.timeout,
                 &cfg.timeout,
+                policy,
             )?),
             cpu_time: secs(pick(
                 "cpu_time",
                 asked.cpu_time,
                 language.cpu_time,
                 &cfg.cpu_time,
+                policy,
             )?),
-            memory: pick("memory_limit", asked.memory, language.memory, &cfg.memory)?,
-            pids: pick("pids_limit", asked.pids, language.pids, &cfg.pids)?,
-            output: pick("output_limit", asked.output, language.output, &cfg.output)?,
+            memory: pick("memory_limit", asked.memory, language.memory, &cfg.memory, policy)?,
+            pids: pick("pids_limit", asked.pids, language.pids, &cfg.pids, policy)?,
+            output: pick("output_limit", asked.output, language.output, &cfg.output, policy)?,
             file_size: pick(
                 "file_size_limit",
                 asked.file_size,
                 language.file_size,
                 &cfg.file_size,
+                policy,
             )?,
             cpus: cfg.cpus,
             tmpfs: cfg.tmpfs_bytes,
@@ -166,12 +181,14 @@ fn pick<T>(
     asked: Option<T>,
     language: Option<T>,
     bounds: &Bounded<T>,
+    policy: Policy,
 ) -> Result<T, LimitError>
 where
     T: PartialOrd + Copy + fmt::Display,
 {
     match asked {
         Some(v) if bounds.contains(v) => Ok(v),
+        Some(v) if policy == Policy::Clamp => Ok(bounds.clamp(v)),
         Some(v) => Err(LimitError {
             field,
             min: bounds.min.to_string(),
@@ -213,7 +230,7 @@ mod tests {
     fn defaults_apply_and_out_of_range_values_name_the_field() {
         let cfg = LimitsConfig::default();
         let none = LanguageLimits::default();
-        let limits = Limits::resolve(&cfg, &none, &Requested::default()).unwrap();
+        let limits = Limits::resolve(&cfg, &none, &Requested::default(), Policy::Refuse).unwrap();
         assert_eq!(limits.timeout, Duration::from_secs(5));
         assert_eq!(limits.memory, cfg.memory.default);
         let cases: [(&str, Requested); 7] = [
@@ -268,7 +285,7 @@ mod tests {
             ),
         ];
         for (field, asked) in cases {
-            let err = Limits::resolve(&cfg, &none, &asked).unwrap_err();
+            let err = Limits::resolve(&cfg, &none, &asked, Policy::Refuse).unwrap_err();
             assert_eq!(err.field, field);
         }
         let err = Limits::resolve(
@@ -278,6 +295,7 @@ mod tests {
                 memory: Some(ByteSize(1)),
                 ..Default::default()
             },
+            Policy::Refuse,
         )
         .unwrap_err();
         assert!(err.to_string().contains("between 16m and 2g"), "{err}");
@@ -292,7 +310,7 @@ mod tests {
             compile_timeout: Some(30.0),
             ..Default::default()
         };
-        let limits = Limits::resolve(&cfg, &java, &Requested::default()).unwrap();
+        let limits = Limits::resolve(&cfg, &java, &Requested::default(), Policy::Refuse).unwrap();
         assert_eq!(limits.memory, ByteSize::mib(512));
         assert_eq!(limits.pids, 128);
         assert_eq!(limits.compile_timeout, Duration::from_secs(30));
@@ -300,16 +318,37 @@ mod tests {
             memory: Some(ByteSize::mib(8192)),
             ..java
         };
-        let limits = Limits::resolve(&cfg, &huge, &Requested::default()).unwrap();
+        let limits = Limits::resolve(&cfg, &huge, &Requested::default(), Policy::Refuse).unwrap();
         assert_eq!(limits.memory, cfg.memory.max);
         let asked = Requested {
             memory: Some(ByteSize::mib(64)),
             ..Default::default()
         };
         assert_eq!(
-            Limits::resolve(&cfg, &huge, &asked).unwrap().memory,
+            Limits::resolve(&cfg, &huge, &asked, Policy::Refuse).unwrap().memory,
             ByteSize::mib(64),
             "the request wins"
         );
+    }
+
+    #[test]
+    fn a_worker_clamps_what_the_api_would_refuse() {
+        let cfg = LimitsConfig::default();
+        let none = LanguageLimits::default();
+        let asked = Requested {
+            timeout: Some(600.0),
+            cpu_time: Some(f64::NAN),
+            memory: Some(ByteSize(1 << 40)),
+            pids: Some(-5),
+            output: Some(ByteSize(0)),
+            file_size: Some(ByteSize::mib(1)),
+        };
+        let limits = Limits::resolve(&cfg, &none, &asked, Policy::Clamp).unwrap();
+        assert_eq!(limits.timeout, Duration::from_secs(60));
+        assert_eq!(limits.cpu_time, Duration::from_secs(5), "NaN: the default");
+        assert_eq!(limits.memory, cfg.memory.max);
+        assert_eq!(limits.pids, cfg.pids.min);
+        assert_eq!(limits.output, cfg.output.min);
+        assert_eq!(limits.file_size, ByteSize::mib(1), "within bounds: as asked");
     }
 }
