@@ -492,7 +492,7 @@ fn docker_run_args(config: &Config) -> Vec<String> {
         &Default::default(),
         Policy::Refuse,
     )
-        .expect("defaults are valid");
+    .expect("defaults are valid");
     let shape = Shape {
         image: language.image.clone(),
         runtime: language

@@ -413,7 +413,11 @@ fn decode_files(files: Vec<SourceFile>) -> Result<Vec<JobFile>, ValidationError>
 
 /// Checks the extra files' names: relative, plain components (letters, digits, `.`, `_`,
 /// `-`), no `..`, not the main file, no duplicates; and their count and total size.
-fn check_files(files: &[JobFile], main: &str, limits: &LimitsConfig) -> Result<(), ValidationError> {
+fn check_files(
+    files: &[JobFile],
+    main: &str,
+    limits: &LimitsConfig,
+) -> Result<(), ValidationError> {
     if files.len() > limits.max_files {
         return Err(invalid(
             "files",

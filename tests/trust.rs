@@ -95,8 +95,16 @@ async fn a_forged_job_message_runs_only_as_the_workers_own_tables_say() {
     let out = r["stdout"].as_str().unwrap();
     let lines: Vec<&str> = out.lines().collect();
     let host_kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
-    assert_ne!(lines[0], host_kernel.trim(), "ran under runc, not gVisor: {out}");
-    assert_eq!(lines[1], (64u64 << 20).to_string(), "file size not clamped: {out}");
+    assert_ne!(
+        lines[0],
+        host_kernel.trim(),
+        "ran under runc, not gVisor: {out}"
+    );
+    assert_eq!(
+        lines[1],
+        (64u64 << 20).to_string(),
+        "file size not clamped: {out}"
+    );
     assert_eq!(lines[2], "3", "not the python image: {out}");
     assert_eq!(r["language"], "python");
 

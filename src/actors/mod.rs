@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::languages::Languages;
+use crate::queue::ownership::Local;
 use crate::queue::Queue;
 use crate::sandbox::Sandbox;
 
@@ -49,7 +50,8 @@ impl NodeContext {
 pub struct WorkerContext {
     pub node: Arc<NodeContext>,
     pub sandbox: Sandbox,
-    pub running: DashMap<Uuid, oneshot::Sender<Stop>>,
+    /// The jobs this node's workers hold, each with its kill switch (see `ownership`).
+    pub running: Local<oneshot::Sender<Stop>>,
     /// The container of each job running here: a pooled one carries no execution label, so
     /// this is how a dead worker's container is found.
     pub containers: DashMap<Uuid, String>,
@@ -68,8 +70,8 @@ impl WorkerContext {
     /// Kills the named job if it runs on this node. True when it did.
     pub fn cancel(&self, id: &Uuid) -> bool {
         self.running
-            .remove(id)
-            .is_some_and(|(_, kill)| kill.send(Stop::Cancel).is_ok())
+            .take(id)
+            .is_some_and(|kill| kill.send(Stop::Cancel).is_ok())
     }
 
     /// Removes the container of a job whose worker died, wherever it is in its life.
@@ -85,11 +87,11 @@ impl WorkerContext {
 
     /// Stops every job running here and hands each back to the queue; returns how many.
     pub fn hand_back_all(&self) -> usize {
-        let ids: Vec<Uuid> = self.running.iter().map(|e| *e.key()).collect();
-        ids.iter()
-            .filter_map(|id| self.running.remove(id))
-            .filter(|(_, kill)| !kill.is_closed())
-            .map(|(_, kill)| kill.send(Stop::HandBack))
+        self.running
+            .take_all()
+            .into_iter()
+            .filter(|kill| !kill.is_closed())
+            .map(|kill| kill.send(Stop::HandBack))
             .filter(Result::is_ok)
             .count()
     }

@@ -367,7 +367,7 @@ impl SupervisorState {
         ) = (self.workers.remove(&id), &self.args.worker)
         {
             let ctx = ctx.clone();
-            ctx.running.remove(&execution);
+            ctx.running.evict(&execution);
             tokio::spawn(async move { ctx.remove_container_of(&execution).await });
         }
         Some(child)

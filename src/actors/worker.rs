@@ -17,7 +17,9 @@ use super::supervisor::SupervisorMsg;
 use super::{lookup, names, Stop, WorkerContext};
 use crate::model::{ExecutionRecord, Job, Status};
 use crate::queue::jetstream::Delivery;
-use crate::queue::nodes::{self, Holder};
+use crate::queue::nodes;
+use crate::queue::ownership::{self, Claim, Delivered, Expect, Sight};
+use crate::queue::records::Fenced;
 use crate::queue::records::Versioned;
 use crate::queue::QueueError;
 
@@ -114,6 +116,7 @@ impl Actor for WorkerActor {
                 acknowledge(&delivery).await;
             }
             Ok(Processed::Skipped) => acknowledge(&delivery).await,
+            Ok(Processed::Superseded) => {}
             Ok(Processed::HandedBack) => {
                 tracing::info!(execution_id = %job.id(), "job handed back: this node is leaving");
                 delivery.nak().await;
@@ -161,13 +164,20 @@ async fn keep_alive(delivery: &Delivery, ack_wait: Duration) -> std::convert::In
 enum Processed {
     /// Its final record is stored.
     Finished(Box<ExecutionRecord>),
-    /// Nothing to run: already final, or cancelled before it started.
+    /// Nothing to run: already final, cancelled before it started, or a copy of a job a live
+    /// node holds.
     Skipped,
     /// Stopped unfinished because the node is leaving; the queue gives it to another node.
     HandedBack,
+    /// Another node took the job over while it ran here, and its record stands. The message
+    /// is left alone: whoever holds it now acks it, or it comes back and is found final.
+    Superseded,
 }
 
-/// Takes the job from queued to a final, stored record.
+const RECHECK_HOLDER: Duration = Duration::from_secs(1);
+
+/// Takes the job from queued to a final, stored record. The decisions are `ownership`'s; this
+/// reads what they need and carries them out.
 async fn process(
     ctx: &WorkerContext,
     job: &Job,
@@ -175,155 +185,159 @@ async fn process(
 ) -> Result<Processed, QueueError> {
     let records = &ctx.node.queue.records;
     let id = job.id();
-    let max_deliver = ctx.node.config.nats.max_deliver;
     let mut found = records.get(&id).await?;
-    // Running elsewhere: this delivery is a copy, or came back while its holder still works.
-    while let Some(record) = found.as_ref().map(|f| &f.record) {
-        if record.status != Status::Running {
-            break;
-        }
-        match held_elsewhere(ctx, record, delivery).await? {
-            Holding::Nobody => break,
-            Holding::ThroughAnotherMessage => {
-                tracing::info!(node = ?record.node, "job left to the node running it");
+    let (ticket, claim, killed) = loop {
+        match decide(ctx, id, found.as_ref(), delivery).await? {
+            Delivered::Skip => {
+                if let Some(holder) =
+                    found.and_then(|f| f.record.node.filter(|_| f.record.status == Status::Running))
+                {
+                    tracing::info!(node = %holder, "job left to the node running it");
+                }
                 return Ok(Processed::Skipped);
             }
             // Kept (in-progress acks run beside this) until it ends or its holder is gone.
-            Holding::ThisMessage => {
-                tokio::time::sleep(RECHECK_HOLDER).await;
-                found = records.get(&id).await?;
+            Delivered::Recheck => tokio::time::sleep(RECHECK_HOLDER).await,
+            Delivered::GiveUp => return give_up(ctx, job, found).await,
+            Delivered::Claim => {
+                // Registered before the claim, so that a cancel that sees the job running
+                // finds it here. None: a worker here registered it since `decide` looked.
+                let (kill, killed) = oneshot::channel();
+                if let Some(ticket) = ctx.running.register(id, kill) {
+                    match try_claim(ctx, job, found.as_ref()).await {
+                        Ok(Some(claim)) => break (ticket, claim, killed),
+                        // Lost the race: look again at what won.
+                        Ok(None) => ctx.running.release(ticket),
+                        Err(e) => {
+                            ctx.running.release(ticket);
+                            return Err(e);
+                        }
+                    }
+                }
             }
         }
-    }
-    if found.as_ref().is_some_and(|f| f.record.status.is_final()) {
-        return Ok(Processed::Skipped);
-    }
-    if delivery.attempt() > max_deliver {
-        let record = ExecutionRecord::internal_error(
-            job,
-            format!("gave up after {max_deliver} deliveries: each node that took the job stopped before finishing it"),
-        );
-        records.put_final(&record, STORE_PATIENCE).await?;
-        return Ok(Processed::Finished(Box::new(record)));
-    }
-    // Registered before the job is marked running, so that a cancel seen as running finds it.
-    let (kill, killed) = oneshot::channel();
-    ctx.running.insert(id, kill);
-    let result = async {
-        let Some(running) = claim(ctx, job, found).await? else {
-            return Ok(Processed::Skipped);
-        };
-        if let Some(started) = running.started_at {
-            let wait = (started - running.created_at).to_std().unwrap_or_default();
-            metric(ctx, MetricsMsg::QueueWait(wait));
-        }
-        if delivery.attempt() > 1 {
-            // An earlier attempt's node died; its container may still run here.
-            if let Err(e) = ctx.sandbox.remove_execution(&id.to_string()).await {
-                tracing::warn!(execution_id = %id, error = %e, "could not remove an earlier attempt's container");
-            }
-        }
-        let Some(record) = execute(ctx, job, running.clone(), killed).await else {
-            // Queued again, so that the next node takes it at once rather than wait to see
-            // whether this one still holds it.
-            let queued = ExecutionRecord {
-                status: Status::Queued,
-                node: None,
-                started_at: None,
-                ..running
-            };
-            records.put(&queued).await?;
-            return Ok(Processed::HandedBack);
-        };
-        records.put_final(&record, STORE_PATIENCE).await?;
-        Ok(Processed::Finished(Box::new(record)))
-    }
-    .await;
-    ctx.running.remove(&id);
+        found = records.get(&id).await?;
+    };
+    let result = run_claimed(ctx, job, delivery, &claim, killed).await;
+    ctx.running.release(ticket);
     result
 }
 
-/// Who has a job whose record says it runs.
-enum Holding {
-    /// Its node died, or lost it (the worker was replaced): this worker takes it over.
-    Nobody,
-    /// A live node, through another message: this one is a copy.
-    ThroughAnotherMessage,
-    /// A live node, through this very message (come back because its in-progress acks went
-    /// missing), or a node whose last heartbeat predates its claim: look again soon.
-    ThisMessage,
-}
-
-const RECHECK_HOLDER: Duration = Duration::from_secs(1);
-
-async fn held_elsewhere(
+/// Reads what `ownership::on_delivery` needs (the holder's heartbeat, when the record runs
+/// on another node) and asks it.
+async fn decide(
     ctx: &WorkerContext,
-    record: &ExecutionRecord,
+    id: uuid::Uuid,
+    found: Option<&Versioned>,
     delivery: &Delivery,
-) -> Result<Holding, QueueError> {
-    let node = record.node.as_deref().unwrap_or_default();
-    if node == ctx.node.node_id() {
-        // Another worker here has it; if none has, its worker died and the job is ours.
-        return Ok(match ctx.running.contains_key(&record.execution_id) {
-            true => Holding::ThisMessage,
-            false => Holding::Nobody,
-        });
-    }
-    let entry = nodes::get(&ctx.node.queue.nodes, node).await?;
-    let holder = nodes::holder(
-        entry.as_ref(),
-        &record.execution_id,
-        record.started_at,
-        Utc::now(),
-    );
-    Ok(match holder {
-        Holder::Gone => Holding::Nobody,
-        Holder::Alive { stream_seq } if stream_seq != delivery.stream_seq() => {
-            Holding::ThroughAnotherMessage
+) -> Result<Delivered, QueueError> {
+    let record = found.map(|f| &f.record);
+    let node = ctx.node.node_id();
+    let elsewhere = match record {
+        Some(r) if r.status == Status::Running && r.node.as_deref() != Some(node) => {
+            let holder_id = r.node.as_deref().unwrap_or_default();
+            let entry = nodes::get(&ctx.node.queue.nodes, holder_id).await?;
+            Some(ownership::holder(
+                entry.as_ref(),
+                &r.execution_id,
+                r.started_at,
+                Utc::now(),
+            ))
         }
-        Holder::Alive { .. } | Holder::Unknown => Holding::ThisMessage,
-    })
+        _ => None,
+    };
+    let sight = Sight {
+        record,
+        node,
+        held_here: ctx.running.holds(&id),
+        elsewhere,
+        stream_seq: delivery.stream_seq(),
+        attempt: delivery.attempt(),
+        max_deliver: ctx.node.config.nats.max_deliver,
+    };
+    Ok(ownership::on_delivery(&sight))
 }
 
-/// Marks the record running (compare-and-set) and returns it. None when it is final, was
-/// cancelled, or another worker claimed it first.
-/// `found` is the record as already read; it is read again only after a lost race.
-async fn claim(
+/// Writes the claim; None when another writer got there first.
+async fn try_claim(
     ctx: &WorkerContext,
     job: &Job,
-    mut found: Option<Versioned>,
-) -> Result<Option<ExecutionRecord>, QueueError> {
+    found: Option<&Versioned>,
+) -> Result<Option<Claim>, QueueError> {
+    let record = ownership::claim(
+        found.map(|f| &f.record),
+        || ExecutionRecord::new(job, Status::Queued),
+        ctx.node.node_id(),
+        Utc::now(),
+    );
+    let expect = Expect::read_at(found.map(|f| f.revision));
+    let written = ctx.node.queue.records.write(&record, expect).await?;
+    Ok(written.map(|revision| Claim { record, revision }))
+}
+
+/// Records that the job was given up on, unless someone wrote since `found` was read.
+async fn give_up(
+    ctx: &WorkerContext,
+    job: &Job,
+    found: Option<Versioned>,
+) -> Result<Processed, QueueError> {
+    let max_deliver = ctx.node.config.nats.max_deliver;
+    let record = ExecutionRecord::internal_error(
+        job,
+        format!("gave up after {max_deliver} deliveries: each node that took the job stopped before finishing it"),
+    );
+    let expect = Expect::read_at(found.map(|f| f.revision));
+    store(ctx, record, expect).await
+}
+
+/// Writes a job's end, fenced by `expect`.
+async fn store(
+    ctx: &WorkerContext,
+    record: ExecutionRecord,
+    expect: Expect,
+) -> Result<Processed, QueueError> {
     let records = &ctx.node.queue.records;
-    loop {
-        let (record, revision) = match found.take() {
-            Some(Versioned { record, revision }) => (record, Some(revision)),
-            // Expired or never written (a publish from outside the API): start it afresh.
-            None => (ExecutionRecord::new(job, Status::Queued), None),
-        };
-        if record.status.is_final() {
-            return Ok(None);
-        }
-        let running = ExecutionRecord {
-            status: Status::Running,
-            node: Some(ctx.node.node_id().to_string()),
-            started_at: Some(Utc::now()),
-            ..record
-        };
-        let stored = match revision {
-            Some(revision) => records.update(&running, revision).await?,
-            None => records.create(&running).await?,
-        };
-        if stored {
-            return Ok(Some(running));
-        }
-        found = records.get(&job.id()).await?;
-        if found
-            .as_ref()
-            .is_some_and(|f| f.record.status == Status::Running)
+    Ok(
+        match records
+            .write_fenced(&record, expect, STORE_PATIENCE)
+            .await?
         {
-            return Ok(None);
+            Fenced::Stored if record.status.is_final() => Processed::Finished(Box::new(record)),
+            Fenced::Stored => Processed::HandedBack,
+            Fenced::Superseded => {
+                tracing::warn!(execution_id = %record.execution_id, "another node took the job over; its record stands");
+                Processed::Superseded
+            }
+        },
+    )
+}
+
+/// Runs a claimed job and writes its end (result or hand-back) on the claim's revision.
+async fn run_claimed(
+    ctx: &WorkerContext,
+    job: &Job,
+    delivery: &Delivery,
+    claim: &Claim,
+    killed: oneshot::Receiver<Stop>,
+) -> Result<Processed, QueueError> {
+    let id = job.id();
+    if let Some(started) = claim.record.started_at {
+        let wait = (started - claim.record.created_at)
+            .to_std()
+            .unwrap_or_default();
+        metric(ctx, MetricsMsg::QueueWait(wait));
+    }
+    if delivery.attempt() > 1 {
+        // An earlier attempt's node died; its container may still run here.
+        if let Err(e) = ctx.sandbox.remove_execution(&id.to_string()).await {
+            tracing::warn!(execution_id = %id, error = %e, "could not remove an earlier attempt's container");
         }
     }
+    let end = match execute(ctx, job, claim.record.clone(), killed).await {
+        Some(record) => record,
+        None => claim.hand_back(),
+    };
+    store(ctx, end, claim.expect()).await
 }
 
 /// Runs the job in a cell. None: it was stopped to be handed back.

@@ -16,8 +16,8 @@ use super::jetstream::{self, Delivery};
 use super::{names, records, Queue};
 use crate::actors::supervisor::SupervisorMsg;
 use crate::actors::worker::Assignment;
-use crate::actors::WorkerContext;
 use crate::actors::NodeContext;
+use crate::actors::WorkerContext;
 use crate::model::{ExecutionRecord, Submission, ValidationError};
 use crate::sandbox::limits::Policy;
 
@@ -124,8 +124,8 @@ async fn pull(
             FETCH_PATIENCE,
             fetch(ctx, consumer, free - taken, supervisor),
         )
-            .await
-            .map_err(|_| format!("no answer to a fetch within {FETCH_PATIENCE:?}"))??;
+        .await
+        .map_err(|_| format!("no answer to a fetch within {FETCH_PATIENCE:?}"))??;
     }
     Ok(taken)
 }
@@ -179,7 +179,12 @@ async fn fetch(
 
 /// Ends a job this node will not run with `internal_error`, unless its record is final
 /// already, and acks it. A record that cannot be written leaves the message for redelivery.
-async fn refuse(queue: &Queue, submission: &Submission, why: &ValidationError, delivery: &Delivery) {
+async fn refuse(
+    queue: &Queue,
+    submission: &Submission,
+    why: &ValidationError,
+    delivery: &Delivery,
+) {
     let id = submission.execution_id;
     tracing::error!(execution_id = %id, error = %why, "refusing a job message");
     let record = ExecutionRecord::refused(submission, why);

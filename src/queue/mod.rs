@@ -4,7 +4,9 @@
 //! - [`jetstream`]: stream, consumers, KV bucket set-up; the delivery handle workers ack with.
 //! - [`records`]: execution records in KV (create, compare-and-set, watch until final).
 //! - [`consumer`]: the worker node's pull loop, taking only as many jobs as workers are free.
-//! - [`nodes`]: heartbeats, the cluster view, and whether a node still holds a job.
+//! - [`nodes`]: heartbeats and the cluster view.
+//! - [`ownership`]: who may run a job and write its record: the protocol's pure decisions,
+//!   its invariants, and property tests over interleavings.
 //! - [`rescue`]: publishes again the jobs the stream would never deliver again.
 //! - [`service`]: request/reply on `codebeaker.execute` and `codebeaker.languages`.
 //! - [`embedded`]: the `nats-server -js` child that `serve` runs when no URL is configured.
@@ -13,6 +15,7 @@ pub mod consumer;
 pub mod embedded;
 pub mod jetstream;
 pub mod nodes;
+pub mod ownership;
 pub mod records;
 pub mod rescue;
 pub mod service;
@@ -159,7 +162,7 @@ impl Queue {
     /// execution ids ride along in headers, so that the worker's logs carry both.
     pub async fn submit(&self, job: &Job, request_id: &str) -> Result<ExecutionRecord, QueueError> {
         let queued = ExecutionRecord::new(job, Status::Queued);
-        if !self.records.create(&queued).await? {
+        if self.records.create(&queued).await?.is_none() {
             if let Some(existing) = self.records.get(&job.id()).await? {
                 if !self.republish(&existing.record) {
                     return Ok(existing.record);
@@ -236,7 +239,12 @@ impl Queue {
                         finished_at: Some(chrono::Utc::now()),
                         ..record
                     };
-                    if self.records.update(&cancelled, current.revision).await? {
+                    if self
+                        .records
+                        .update(&cancelled, current.revision)
+                        .await?
+                        .is_some()
+                    {
                         return Ok(Some(Cancelled::Done(cancelled)));
                     }
                     // A worker took it meanwhile: go round and cancel it as running.

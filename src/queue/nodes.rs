@@ -1,6 +1,6 @@
 //! Cluster membership: each node's heartbeat in the `codebeaker-nodes` KV bucket, the list
 //! that `GET /workers`, `codebeaker.workers` and `codebeaker cluster` show, and the answer to
-//! "is the node a running record names still working on it?".
+//! "is the node a running record names still working on it?" (answered by `ownership`).
 
 use std::time::Duration;
 
@@ -71,39 +71,6 @@ impl NodeEntry {
     }
 }
 
-/// Whether the node a running record names still works on that job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Holder {
-    /// It holds the job, through the message with this stream sequence.
-    Alive { stream_seq: u64 },
-    /// Its entry is too old to tell (it claimed the job after its last heartbeat).
-    Unknown,
-    /// It died, or it lost the job (its worker was replaced): the job is anyone's.
-    Gone,
-}
-
-/// Decides from the holder's entry (if any) whether the job with `id`, claimed by that node at
-/// `claimed_at`, is still in its hands.
-pub fn holder(
-    entry: Option<&NodeEntry>,
-    id: &uuid::Uuid,
-    claimed_at: Option<chrono::DateTime<chrono::Utc>>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Holder {
-    let Some(entry) = entry.filter(|e| !e.is_gone(now)) else {
-        return Holder::Gone;
-    };
-    if let Some(held) = entry.holding.iter().find(|h| h.execution_id == *id) {
-        return Holder::Alive {
-            stream_seq: held.stream_seq,
-        };
-    }
-    match claimed_at {
-        Some(claimed) if claimed >= entry.last_heartbeat => Holder::Unknown,
-        _ => Holder::Gone,
-    }
-}
-
 pub async fn put(nodes: &kv::Store, entry: &NodeEntry) -> Result<(), QueueError> {
     nodes
         .put(&entry.id, records::encode(entry)?)
@@ -160,63 +127,4 @@ pub async fn all(nodes: &kv::Store) -> Result<Vec<NodeEntry>, QueueError> {
     }
     entries.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(entries)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::{DateTime, Utc};
-    use uuid::Uuid;
-
-    fn entry(last_heartbeat: DateTime<Utc>, holding: Vec<Held>) -> NodeEntry {
-        NodeEntry::worker("a", last_heartbeat, holding)
-    }
-
-    #[test]
-    fn a_fresh_entry_listing_the_job_holds_it() {
-        let now = Utc::now();
-        let id = Uuid::new_v4();
-        let held = Held {
-            execution_id: id,
-            stream_seq: 7,
-        };
-        let e = entry(now, vec![held]);
-        let claimed = Some(now - chrono::Duration::seconds(1));
-        assert_eq!(
-            holder(Some(&e), &id, claimed, now),
-            Holder::Alive { stream_seq: 7 }
-        );
-    }
-
-    #[test]
-    fn a_node_counts_as_holding_until_it_is_silent_too_long() {
-        let now = Utc::now();
-        let id = Uuid::new_v4();
-        let held = Held {
-            execution_id: id,
-            stream_seq: 7,
-        };
-        let silent = entry(now - GONE_AFTER, vec![held]);
-        let quiet = entry(now - chrono::Duration::seconds(5), vec![held]);
-        assert_eq!(
-            holder(Some(&quiet), &id, None, now),
-            Holder::Alive { stream_seq: 7 }
-        );
-        assert_eq!(holder(None, &id, Some(now), now), Holder::Gone);
-        assert_eq!(holder(Some(&silent), &id, None, now), Holder::Gone);
-    }
-
-    #[test]
-    fn a_heartbeat_after_the_claim_that_omits_the_job_means_it_was_lost() {
-        let now = Utc::now();
-        let id = Uuid::new_v4();
-        let claimed = now - chrono::Duration::seconds(3);
-        let after = entry(now - chrono::Duration::seconds(1), vec![]);
-        let before = entry(now - chrono::Duration::seconds(4), vec![]);
-        assert_eq!(holder(Some(&after), &id, Some(claimed), now), Holder::Gone);
-        assert_eq!(
-            holder(Some(&before), &id, Some(claimed), now),
-            Holder::Unknown
-        );
-    }
 }

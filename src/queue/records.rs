@@ -6,12 +6,21 @@ use async_nats::jetstream::kv::{self, CreateErrorKind, UpdateErrorKind};
 use futures::StreamExt;
 use uuid::Uuid;
 
+use super::ownership::{self, Expect};
 use super::QueueError;
 use crate::model::ExecutionRecord;
 
 #[derive(Clone)]
 pub struct Records {
     kv: kv::Store,
+}
+
+/// How a fenced write went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fenced {
+    Stored,
+    /// Another writer (a node that took the job over) wrote since our claim; ours is dropped.
+    Superseded,
 }
 
 /// A record and the KV revision it was read at (for compare-and-set updates).
@@ -25,15 +34,15 @@ impl Records {
         Records { kv }
     }
 
-    /// Stores a new record; false when one already exists under its id.
-    pub async fn create(&self, record: &ExecutionRecord) -> Result<bool, QueueError> {
+    /// Stores a new record; None when one already exists under its id, else its revision.
+    pub async fn create(&self, record: &ExecutionRecord) -> Result<Option<u64>, QueueError> {
         match self
             .kv
             .create(key(&record.execution_id), encode(record)?)
             .await
         {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(false),
+            Ok(revision) => Ok(Some(revision)),
+            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(None),
             Err(e) => Err(QueueError::kv("create record", e)),
         }
     }
@@ -53,21 +62,67 @@ impl Records {
         }
     }
 
-    /// Compare-and-set: writes only if the record is still at `revision`. False when another
-    /// writer got there first.
+    /// Compare-and-set: writes only if the record is still at `revision`. None when another
+    /// writer got there first, else the new revision.
     pub async fn update(
         &self,
         record: &ExecutionRecord,
         revision: u64,
-    ) -> Result<bool, QueueError> {
+    ) -> Result<Option<u64>, QueueError> {
         match self
             .kv
             .update(key(&record.execution_id), encode(record)?, revision)
             .await
         {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Ok(false),
+            Ok(revision) => Ok(Some(revision)),
+            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Ok(None),
             Err(e) => Err(QueueError::kv("update record", e)),
+        }
+    }
+
+    /// Writes if KV holds what `expect` says (see `ownership`); None when it does not.
+    pub async fn write(
+        &self,
+        record: &ExecutionRecord,
+        expect: Expect,
+    ) -> Result<Option<u64>, QueueError> {
+        match expect {
+            Expect::Absent => self.create(record).await,
+            Expect::Revision(revision) => self.update(record, revision).await,
+        }
+    }
+
+    /// A fenced write of a record in hand (a result, a hand-back), trying again for up to
+    /// `patience`: a NATS cluster electing a new leader refuses writes for a few seconds.
+    /// A write refused for its revision was either our own (it landed, its answer was lost)
+    /// or came after a successor's claim, which wins.
+    pub async fn write_fenced(
+        &self,
+        record: &ExecutionRecord,
+        expect: Expect,
+        patience: Duration,
+    ) -> Result<Fenced, QueueError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.write(record, expect).await {
+                Ok(Some(_)) => return Ok(Fenced::Stored),
+                Ok(None) => {
+                    let stored = self.get(&record.execution_id).await?;
+                    return Ok(
+                        match ownership::is_own_write(stored.as_ref().map(|s| &s.record), record) {
+                            true => Fenced::Stored,
+                            false => Fenced::Superseded,
+                        },
+                    );
+                }
+                Err(e) if tokio::time::Instant::now() + pause < deadline => {
+                    tracing::warn!(error = %e, "storing the record failed; trying again in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -75,42 +130,13 @@ impl Records {
     /// that a result stored meanwhile is never overwritten).
     pub async fn finish_unless_final(&self, record: &ExecutionRecord) -> Result<(), QueueError> {
         loop {
-            let stored = match self.get(&record.execution_id).await? {
-                Some(found) if found.record.status.is_final() => return Ok(()),
-                Some(found) => self.update(record, found.revision).await?,
-                None => self.create(record).await?,
-            };
-            if stored {
+            let found = self.get(&record.execution_id).await?;
+            if found.as_ref().is_some_and(|f| f.record.status.is_final()) {
                 return Ok(());
             }
-        }
-    }
-
-    pub async fn put(&self, record: &ExecutionRecord) -> Result<(), QueueError> {
-        self.kv
-            .put(key(&record.execution_id), encode(record)?)
-            .await
-            .map(drop)
-            .map_err(|e| QueueError::kv("store record", e))
-    }
-
-    /// Stores a final record, trying again for up to `patience`: the result is in hand, and a
-    /// NATS cluster electing a new leader refuses writes for a few seconds.
-    pub async fn put_final(
-        &self,
-        record: &ExecutionRecord,
-        patience: Duration,
-    ) -> Result<(), QueueError> {
-        let deadline = tokio::time::Instant::now() + patience;
-        let mut pause = Duration::from_millis(100);
-        loop {
-            match self.put(record).await {
-                Err(e) if tokio::time::Instant::now() + pause < deadline => {
-                    tracing::warn!(error = %e, "storing the result failed; trying again in {pause:?}");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
-                }
-                stored => return stored,
+            let expect = Expect::read_at(found.map(|f| f.revision));
+            if self.write(record, expect).await?.is_some() {
+                return Ok(());
             }
         }
     }

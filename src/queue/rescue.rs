@@ -9,7 +9,7 @@
 //! flight) and asks each job's record whether anyone still has it:
 //!
 //! - final for an ack_wait: a leftover (its ack was lost); deleted;
-//! - `running` on a node that no longer holds it (see [`nodes::holder`]), or `queued`, while no
+//! - `running` on a node that no longer holds it (see [`super::ownership::holder`]), or `queued`, while no
 //!   live node's heartbeat lists the message: suspect; lost once it has stayed so for
 //!   [`nodes::GONE_AFTER`], by which time a live node holding it would have listed it.
 //!
@@ -26,9 +26,10 @@ use async_nats::HeaderMap;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use super::nodes::{self, Holder, NodeEntry};
+use super::nodes::{self, NodeEntry};
+use super::ownership::{verdict, Verdict};
 use super::{names, records, Queue, QueueError};
-use crate::model::{ExecutionRecord, Priority, Status, Submission};
+use crate::model::{Priority, Submission};
 
 /// Looks for lost jobs every heartbeat until stopped.
 pub async fn run(queue: Queue, own_id: String, mut stop: watch::Receiver<bool>) {
@@ -56,17 +57,6 @@ struct Rescuer {
     ack_wait: Duration,
     /// Delivered messages whose job was still queued, by stream sequence: when first seen so.
     suspects: HashMap<u64, Instant>,
-}
-
-/// What a delivered, unacked message is.
-#[derive(Debug, PartialEq, Eq)]
-enum Verdict {
-    /// Someone has it, or will soon.
-    Held,
-    /// Nobody seems to have it; lost if it stays so.
-    Suspect,
-    /// Its job is long over; only the ack went missing.
-    Leftover,
 }
 
 impl Rescuer {
@@ -169,42 +159,6 @@ impl Rescuer {
     }
 }
 
-fn verdict(
-    record: Option<&ExecutionRecord>,
-    sequence: u64,
-    nodes: &HashMap<String, NodeEntry>,
-    now: DateTime<Utc>,
-    ack_wait: Duration,
-) -> Verdict {
-    let listed = nodes
-        .values()
-        .filter(|e| !e.is_gone(now))
-        .any(|e| e.holding.iter().any(|h| h.stream_seq == sequence));
-    let claimed_by_live_node = |record: &ExecutionRecord| {
-        let node = record.node.as_deref().unwrap_or_default();
-        let holder = nodes::holder(
-            nodes.get(node),
-            &record.execution_id,
-            record.started_at,
-            now,
-        );
-        holder != Holder::Gone
-    };
-    match record {
-        Some(r) if r.status.is_final() => {
-            let over = r.finished_at.unwrap_or(now);
-            match (now - over).to_std().unwrap_or_default() > ack_wait {
-                true => Verdict::Leftover,
-                false => Verdict::Held,
-            }
-        }
-        _ if listed => Verdict::Held,
-        Some(r) if r.status == Status::Running && claimed_by_live_node(r) => Verdict::Held,
-        // Queued, running on a node that lost it, or published from outside with no record.
-        _ => Verdict::Suspect,
-    }
-}
-
 /// The messages of one priority that its consumer delivered and has not seen acked: those
 /// after its ack floor, up to the last it delivered (acked ones are gone from the stream).
 async fn unacked(
@@ -248,114 +202,5 @@ async fn unacked(
 async fn delete(stream: &Stream<()>, sequence: u64) {
     if let Err(e) = stream.delete_message(sequence).await {
         tracing::debug!(error = %e, sequence, "job message not deleted");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::LimitsConfig;
-    use crate::languages::Languages;
-    use crate::model::ExecuteRequest;
-    use crate::queue::nodes::Held;
-
-    const ACK_WAIT: Duration = Duration::from_secs(30);
-
-    fn record(status: Status, node: Option<&str>, at: DateTime<Utc>) -> ExecutionRecord {
-        let job = ExecuteRequest::new("python", "print(1)")
-            .validate(&Languages::load(None).unwrap(), &LimitsConfig::default())
-            .unwrap();
-        ExecutionRecord {
-            node: node.map(str::to_string),
-            started_at: Some(at),
-            finished_at: status.is_final().then_some(at),
-            ..ExecutionRecord::new(&job, status)
-        }
-    }
-
-    fn node(id: &str, last_heartbeat: DateTime<Utc>, holding: Vec<Held>) -> (String, NodeEntry) {
-        (
-            id.to_string(),
-            NodeEntry::worker(id, last_heartbeat, holding),
-        )
-    }
-
-    fn secs(n: i64) -> chrono::Duration {
-        chrono::Duration::seconds(n)
-    }
-
-    #[test]
-    fn a_job_running_on_a_node_that_holds_it_is_held() {
-        let now = Utc::now();
-        let running = record(Status::Running, Some("a"), now - secs(10));
-        let held = Held {
-            execution_id: running.execution_id,
-            stream_seq: 4,
-        };
-        let nodes = HashMap::from([node("a", now - secs(2), vec![held])]);
-        assert_eq!(
-            verdict(Some(&running), 4, &nodes, now, ACK_WAIT),
-            Verdict::Held
-        );
-    }
-
-    #[test]
-    fn a_job_running_on_a_silent_or_forgetful_node_is_suspect() {
-        let now = Utc::now();
-        let running = record(Status::Running, Some("a"), now - secs(10));
-        let silent = HashMap::from([node("a", now - secs(20), vec![])]);
-        let forgetful = HashMap::from([node("a", now - secs(1), vec![])]);
-        assert_eq!(
-            verdict(Some(&running), 4, &silent, now, ACK_WAIT),
-            Verdict::Suspect
-        );
-        assert_eq!(
-            verdict(Some(&running), 4, &forgetful, now, ACK_WAIT),
-            Verdict::Suspect
-        );
-        assert_eq!(
-            verdict(Some(&running), 4, &HashMap::new(), now, ACK_WAIT),
-            Verdict::Suspect
-        );
-    }
-
-    #[test]
-    fn a_queued_job_is_suspect_unless_a_live_node_lists_its_message() {
-        let now = Utc::now();
-        let queued = record(Status::Queued, None, now);
-        let held = Held {
-            execution_id: queued.execution_id,
-            stream_seq: 9,
-        };
-        let live = HashMap::from([node("b", now - secs(1), vec![held])]);
-        let gone = HashMap::from([node("b", now - secs(16), vec![held])]);
-        assert_eq!(
-            verdict(Some(&queued), 9, &live, now, ACK_WAIT),
-            Verdict::Held
-        );
-        assert_eq!(
-            verdict(Some(&queued), 9, &gone, now, ACK_WAIT),
-            Verdict::Suspect
-        );
-        assert_eq!(
-            verdict(None, 9, &HashMap::new(), now, ACK_WAIT),
-            Verdict::Suspect
-        );
-    }
-
-    #[test]
-    fn a_final_job_is_a_leftover_only_after_an_ack_wait() {
-        let now = Utc::now();
-        let fresh = record(Status::Completed, Some("a"), now - secs(1));
-        let old = record(Status::Completed, Some("a"), now - secs(31));
-        let none = HashMap::new();
-        assert_eq!(
-            verdict(Some(&fresh), 1, &none, now, ACK_WAIT),
-            Verdict::Held
-        );
-        assert_eq!(
-            verdict(Some(&old), 1, &none, now, ACK_WAIT),
-            Verdict::Leftover
-        );
     }
 }

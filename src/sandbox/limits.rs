@@ -155,9 +155,21 @@ impl Limits {
                 &cfg.cpu_time,
                 policy,
             )?),
-            memory: pick("memory_limit", asked.memory, language.memory, &cfg.memory, policy)?,
+            memory: pick(
+                "memory_limit",
+                asked.memory,
+                language.memory,
+                &cfg.memory,
+                policy,
+            )?,
             pids: pick("pids_limit", asked.pids, language.pids, &cfg.pids, policy)?,
-            output: pick("output_limit", asked.output, language.output, &cfg.output, policy)?,
+            output: pick(
+                "output_limit",
+                asked.output,
+                language.output,
+                &cfg.output,
+                policy,
+            )?,
             file_size: pick(
                 "file_size_limit",
                 asked.file_size,
@@ -325,7 +337,9 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            Limits::resolve(&cfg, &huge, &asked, Policy::Refuse).unwrap().memory,
+            Limits::resolve(&cfg, &huge, &asked, Policy::Refuse)
+                .unwrap()
+                .memory,
             ByteSize::mib(64),
             "the request wins"
         );
@@ -349,6 +363,10 @@ mod tests {
         assert_eq!(limits.memory, cfg.memory.max);
         assert_eq!(limits.pids, cfg.pids.min);
         assert_eq!(limits.output, cfg.output.min);
-        assert_eq!(limits.file_size, ByteSize::mib(1), "within bounds: as asked");
+        assert_eq!(
+            limits.file_size,
+            ByteSize::mib(1),
+            "within bounds: as asked"
+        );
     }
 }
