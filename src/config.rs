@@ -129,6 +129,9 @@ pub struct ApiConfig {
     pub burst: u32,
     /// Origins allowed to call from a browser. Empty: no CORS headers at all.
     pub cors_origins: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for per-address rate
+    /// limits). Empty: the header is ignored, as anyone can write it.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for ApiConfig {
@@ -138,6 +141,7 @@ impl Default for ApiConfig {
             rate_per_second: 100.0,
             burst: 200,
             cors_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

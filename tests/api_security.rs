@@ -125,3 +125,112 @@ async fn cors_is_off_unless_origins_are_configured() {
         "https://judge.example"
     );
 }
+
+/// Sends one HTTP/1.1 request from the given loopback address; returns the status code.
+async fn raw_request(from: std::net::IpAddr, url: &str, method: &str, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(from, 0)).unwrap();
+    let mut stream = socket.connect(server).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    text.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+fn from(last: u32) -> std::net::IpAddr {
+    std::net::Ipv4Addr::from(0x7f00_0000 | last).into()
+}
+
+#[tokio::test]
+async fn one_client_over_its_limit_leaves_the_others_served() {
+    let mut config = test_config(1);
+    config.api.burst = 2;
+    config.api.rate_per_second = 0.1;
+    config.api.trusted_proxies = vec![from(4)];
+    let node = TestNode::with_config(config).await;
+    let get = |ip, forwarded: Option<&'static str>| {
+        let http = reqwest::Client::builder()
+            .local_address(ip)
+            .build()
+            .unwrap();
+        let url = format!("{}/languages", node.url);
+        async move {
+            let mut request = http.get(url);
+            if let Some(f) = forwarded {
+                request = request.header("x-forwarded-for", f);
+            }
+            request.send().await.unwrap().status().as_u16()
+        }
+    };
+    let noisy = [
+        get(from(2), None).await,
+        get(from(2), None).await,
+        get(from(2), None).await,
+    ];
+    assert_eq!(noisy, [200, 200, 429]);
+    assert_eq!(get(from(3), None).await, 200, "a quiet client was starved");
+    // An untrusted client's X-Forwarded-For is ignored: it cannot dodge its own bucket.
+    assert_eq!(get(from(2), Some("127.9.9.9")).await, 429);
+    // Behind the trusted proxy, each forwarded-for client has its own bucket.
+    let proxied = [
+        get(from(4), Some("127.9.9.9")).await,
+        get(from(4), Some("127.9.9.9")).await,
+        get(from(4), Some("127.9.9.9")).await,
+        get(from(4), Some("127.9.9.10")).await,
+    ];
+    assert_eq!(proxied, [200, 200, 429, 200]);
+}
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+#[tokio::test]
+async fn thousands_of_clients_and_made_up_methods_leave_memory_and_metrics_bounded() {
+    let node = TestNode::start(1).await;
+    let metrics_size = || async { node.get("/metrics").await.1.len() };
+    let batch = |first: u32| {
+        let url = node.url.clone();
+        async move {
+            for i in first..first + 2000 {
+                // Distinct addresses across 127.0.0.0/8, and a new method every time.
+                let ip = from(0x10000 + i * 7);
+                let status = raw_request(ip, &url, "GET", "/languages").await;
+                assert_eq!(status, 200);
+                let made_up = format!("BREW{i}");
+                assert_eq!(raw_request(ip, &url, &made_up, "/languages").await, 405);
+            }
+        }
+    };
+    batch(0).await;
+    metrics_size().await; // its own series are there from now on
+    let (rss, size) = (rss_bytes(), metrics_size().await);
+    batch(2000).await;
+    let (rss_after, size_after) = (rss_bytes(), metrics_size().await);
+    let metrics = node.get("/metrics").await.1;
+    assert!(
+        !metrics.contains("BREW"),
+        "a made-up method became a metric series"
+    );
+    assert!(metrics.contains(r#"method="other""#));
+    assert!(
+        size_after < size + 256,
+        "/metrics grew from {size} to {size_after} bytes:\n{metrics}"
+    );
+    assert!(
+        rss_after < rss + 32 * 1024 * 1024,
+        "RSS grew from {rss} to {rss_after} bytes"
+    );
+}

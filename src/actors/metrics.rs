@@ -34,7 +34,7 @@ pub enum MetricsMsg {
     },
     HttpStarted,
     HttpFinished {
-        method: String,
+        method: &'static str,
         route: &'static str,
         status: u16,
         duration: Duration,
@@ -250,10 +250,10 @@ impl Actor for MetricsActor {
             } => {
                 m.http_in_flight.dec();
                 m.http_requests
-                    .with_label_values(&[method.as_str(), route, &status.to_string()])
+                    .with_label_values(&[method, route, &status.to_string()])
                     .inc();
                 m.http_duration
-                    .with_label_values(&[method.as_str(), route])
+                    .with_label_values(&[method, route])
                     .observe(duration.as_secs_f64());
             }
             MetricsMsg::Render(reply) => {

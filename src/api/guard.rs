@@ -1,11 +1,17 @@
 //! Who may call the execution endpoints, and how often: API keys (`Authorization: Bearer`)
-//! and a token bucket per key, or per client address when no keys are configured.
+//! and a token bucket per key, or per client address when no keys are configured. The
+//! address is the connection's peer; behind a reverse proxy listed in `api.trusted_proxies`,
+//! the nearest address in `X-Forwarded-For` that is not itself a trusted proxy. Buckets that
+//! have filled up again are forgotten, so that many clients cost memory only while active.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+
+use super::server::Peer;
 use warp::{Filter, Rejection};
 
 use crate::config::ApiConfig;
@@ -24,8 +30,14 @@ pub struct Guard {
     keys: Vec<String>,
     rate: f64,
     burst: f64,
+    trusted_proxies: Vec<IpAddr>,
     buckets: DashMap<String, Bucket>,
+    /// When full buckets were last dropped.
+    swept: Mutex<Instant>,
 }
+
+/// How often full buckets are dropped.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -39,7 +51,9 @@ impl Guard {
             keys: config.keys.clone(),
             rate: config.rate_per_second,
             burst: f64::from(config.burst.max(1)),
+            trusted_proxies: config.trusted_proxies.clone(),
             buckets: DashMap::new(),
+            swept: Mutex::new(Instant::now()),
         }
     }
 
@@ -48,31 +62,58 @@ impl Guard {
         self: Arc<Self>,
     ) -> impl Filter<Extract = (), Error = Rejection> + Clone + Send + Sync + 'static {
         warp::header::optional::<String>("authorization")
-            .and(warp::addr::remote())
-            .and_then(move |auth: Option<String>, peer: Option<SocketAddr>| {
-                let guard = self.clone();
-                async move { guard.admit(auth.as_deref(), peer, Instant::now()) }
-            })
+            .and(warp::header::optional::<String>("x-forwarded-for"))
+            .and(warp::ext::optional::<Peer>())
+            .and_then(
+                move |auth: Option<String>, forwarded: Option<String>, peer: Option<Peer>| {
+                    let guard = self.clone();
+                    async move {
+                        let address =
+                            peer.map(|Peer(p)| guard.address(p.ip(), forwarded.as_deref()));
+                        guard.admit(auth.as_deref(), address, Instant::now())
+                    }
+                },
+            )
             .untuple_one()
+    }
+
+    /// The client's address: the peer's, unless the peer is a trusted proxy that says whom it
+    /// forwards for.
+    fn address(&self, peer: IpAddr, forwarded: Option<&str>) -> IpAddr {
+        if !self.trusted_proxies.contains(&peer) {
+            return peer;
+        }
+        // Each proxy appends the address it got the request from: read from the right, past
+        // our own proxies. A malformed entry ends the trust there.
+        let chain = forwarded.unwrap_or_default().rsplit(',').map(str::trim);
+        let mut client = peer;
+        for hop in chain {
+            match hop.parse::<IpAddr>() {
+                Ok(ip) if self.trusted_proxies.contains(&ip) => client = ip,
+                Ok(ip) => return ip,
+                Err(_) => break,
+            }
+        }
+        client
     }
 
     fn admit(
         &self,
         authorization: Option<&str>,
-        peer: Option<SocketAddr>,
+        address: Option<IpAddr>,
         now: Instant,
     ) -> Result<(), Rejection> {
         let client = self
-            .client(authorization, peer)
+            .client(authorization, address)
             .ok_or_else(|| warp::reject::custom(Unauthorized))?;
         self.take(client, now)
             .map_err(|wait| warp::reject::custom(RateLimited(wait)))
     }
 
     /// The key the request is counted under: its API key, or its address when no keys are set.
-    fn client(&self, authorization: Option<&str>, peer: Option<SocketAddr>) -> Option<String> {
+    fn client(&self, authorization: Option<&str>, address: Option<IpAddr>) -> Option<String> {
         if self.keys.is_empty() {
-            return Some(peer.map_or_else(|| "unknown".into(), |p| p.ip().to_string()));
+            return Some(address.map_or_else(|| "unknown".into(), |ip| ip.to_string()));
         }
         let given = authorization?.strip_prefix("Bearer ")?.trim();
         self.keys
@@ -83,6 +124,7 @@ impl Guard {
 
     /// Spends one token, or says how long until one is there.
     fn take(&self, client: String, now: Instant) -> Result<(), Duration> {
+        self.sweep(now);
         let mut bucket = self.buckets.entry(client).or_insert(Bucket {
             tokens: self.burst,
             at: now,
@@ -96,6 +138,30 @@ impl Guard {
         } else {
             Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.rate))
         }
+    }
+}
+
+impl Guard {
+    /// Drops the buckets that have refilled: a new bucket would be the same.
+    fn sweep(&self, now: Instant) {
+        {
+            let Ok(mut swept) = self.swept.try_lock() else {
+                return;
+            };
+            if now.saturating_duration_since(*swept) < SWEEP_EVERY {
+                return;
+            }
+            *swept = now;
+        }
+        let (rate, burst) = (self.rate, self.burst);
+        self.buckets.retain(|_, b| {
+            b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst
+        });
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.buckets.len()
     }
 }
 
@@ -114,6 +180,7 @@ mod tests {
             rate_per_second: rate,
             burst,
             cors_origins: vec![],
+            trusted_proxies: vec!["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()],
         })
     }
 
@@ -126,7 +193,7 @@ mod tests {
         assert_eq!(g.client(None, None), None);
         let open = guard(&[], 1.0, 1);
         assert_eq!(
-            open.client(None, Some("127.0.0.1:9".parse().unwrap()))
+            open.client(None, Some("127.0.0.1".parse().unwrap()))
                 .as_deref(),
             Some("127.0.0.1")
         );
@@ -144,5 +211,34 @@ mod tests {
         assert!(g.take("other".into(), t0).is_ok(), "buckets are per client");
         assert!(g.take("c".into(), t0 + Duration::from_millis(500)).is_ok());
         assert!(g.take("c".into(), t0 + Duration::from_millis(600)).is_err());
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let g = guard(&[], 1.0, 1);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let spoofed = Some("1.2.3.4");
+        assert_eq!(g.address(ip("127.0.0.5"), spoofed), ip("127.0.0.5"));
+        assert_eq!(g.address(ip("10.0.0.1"), spoofed), ip("1.2.3.4"));
+        assert_eq!(
+            g.address(ip("10.0.0.1"), Some("9.9.9.9, 1.2.3.4, 10.0.0.2")),
+            ip("1.2.3.4"),
+            "the nearest untrusted hop, not what the client wrote first"
+        );
+        assert_eq!(g.address(ip("10.0.0.1"), Some("junk")), ip("10.0.0.1"));
+        assert_eq!(g.address(ip("10.0.0.1"), None), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn buckets_that_refilled_are_forgotten() {
+        let g = guard(&[], 10.0, 2);
+        let t0 = Instant::now();
+        for i in 0..1000 {
+            assert!(g.take(format!("c{i}"), t0).is_ok());
+        }
+        assert_eq!(g.tracked(), 1000);
+        // A second later every bucket has refilled; the next request sweeps them.
+        assert!(g.take("late".into(), t0 + Duration::from_secs(2)).is_ok());
+        assert_eq!(g.tracked(), 1);
     }
 }

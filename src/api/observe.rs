@@ -28,10 +28,13 @@ impl RequestId {
     }
 }
 
-/// One request in flight, from its arrival to its response.
+/// One request in flight, from its arrival to its response. Dropped unfinished (the client
+/// went away mid-request), it still counts the request as ended, so that the in-flight gauge
+/// stays right.
 pub struct Observation {
     metrics: String,
     method: Method,
+    finished: bool,
     route: &'static str,
     pub request_id: RequestId,
     /// Every log line written while handling the request carries its ids.
@@ -53,6 +56,7 @@ impl Observation {
         let observation = Observation {
             metrics: names::metrics(node),
             method: request.method().clone(),
+            finished: false,
             route,
             request_id,
             span,
@@ -63,7 +67,8 @@ impl Observation {
     }
 
     /// Stamps the response, logs and counts it.
-    pub fn finish(self, mut response: Response) -> Response {
+    pub fn finish(mut self, mut response: Response) -> Response {
+        self.finished = true;
         let elapsed = self.started.elapsed();
         let headers = response.headers_mut();
         if let Ok(id) = HeaderValue::from_str(self.request_id.as_str()) {
@@ -82,19 +87,47 @@ impl Observation {
                 "request"
             )
         });
-        self.send(MetricsMsg::HttpFinished {
-            method: self.method.to_string(),
-            route: self.route,
-            status: response.status().as_u16(),
-            duration: elapsed,
-        });
+        self.ended(response.status().as_u16(), elapsed);
         response
+    }
+
+    fn ended(&self, status: u16, duration: std::time::Duration) {
+        self.send(MetricsMsg::HttpFinished {
+            method: method_label(&self.method),
+            route: self.route,
+            status,
+            duration,
+        });
     }
 
     fn send(&self, msg: MetricsMsg) {
         if let Some(metrics) = lookup::<MetricsMsg>(&self.metrics) {
             let _ = metrics.cast(msg);
         }
+    }
+}
+
+impl Drop for Observation {
+    fn drop(&mut self) {
+        if !self.finished {
+            // 499, as nginx logs a request whose client closed the connection.
+            self.ended(499, self.started.elapsed());
+        }
+    }
+}
+
+/// A method as a metric label: made-up methods all count as `other`, so that no client can
+/// add series without bound.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
     }
 }
 

@@ -3,6 +3,7 @@
 //! the whole handling; warp's own server has no place for either.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,10 @@ use warp::Filter;
 
 use super::observe::Observation;
 
+/// The address a request's connection came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
 /// Serves until `stop` fires, then lets open requests finish.
 pub async fn serve<F>(listener: TcpListener, routes: F, node: String, stop: oneshot::Receiver<()>)
 where
@@ -30,9 +35,9 @@ where
     let graceful = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, mostly: wait rather than spin.
                     tracing::warn!(error = %e, "cannot accept a connection");
@@ -45,7 +50,7 @@ where
         let routes = warp::service(routes.clone());
         let node = node.clone();
         let service = hyper::service::service_fn(move |request| {
-            handle(node.clone(), routes.clone(), request)
+            handle(node.clone(), peer, routes.clone(), request)
         });
         let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
@@ -61,6 +66,7 @@ where
 
 async fn handle<S>(
     node: Arc<str>,
+    peer: SocketAddr,
     mut routes: S,
     mut request: hyper::Request<Incoming>,
 ) -> Result<Response, Infallible>
@@ -68,9 +74,10 @@ where
     S: Service<hyper::Request<Incoming>, Response = Response, Error = Infallible>,
 {
     let observation = Observation::start(&node, &request);
-    request
-        .extensions_mut()
-        .insert(observation.request_id.clone());
+    let extensions = request.extensions_mut();
+    extensions.insert(observation.request_id.clone());
+    // warp's own `addr::remote()` is filled only by warp's server; this is ours.
+    extensions.insert(Peer(peer));
     let span = observation.span.clone();
     let response = routes.call(request).instrument(span).await?;
     Ok(observation.finish(response))
