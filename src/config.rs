@@ -355,19 +355,129 @@ impl Default for LimitsConfig {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Load(#[from] Box<figment::Error>),
+    #[error("`{key}` {reason}")]
+    Invalid { key: String, reason: String },
+}
+
 impl Config {
-    /// Loads defaults, then the file (if any), then the environment.
-    pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
+    /// Loads defaults, then the file (if any), then the environment; then validates.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         figment = match file {
             Some(path) => figment.merge(Toml::file_exact(path)),
             None => figment.merge(Toml::file("codebeaker.toml")),
         };
-        figment
+        let config: Config = figment
             .merge(Env::prefixed("CODEBEAKER_").split("__"))
             .extract()
-            .map_err(Box::new)
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
     }
+
+    /// Checks what types cannot: positive finite times and rates, ranges whose min is not
+    /// above their max, and a job user that is not root. The error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        secs_range("limits.timeout", &l.timeout)?;
+        secs_range("limits.cpu_time", &l.cpu_time)?;
+        range("limits.memory", &l.memory)?;
+        range("limits.pids", &l.pids)?;
+        range("limits.output", &l.output)?;
+        range("limits.file_size", &l.file_size)?;
+        positive("limits.cpus", l.cpus)?;
+        positive("limits.compile_timeout_secs", l.compile_timeout_secs)?;
+        positive("api.rate_per_second", self.api.rate_per_second)?;
+        if self.api.burst == 0 {
+            return invalid("api.burst", "must be at least 1");
+        }
+        pool_range("pool", self.pool.min, self.pool.max)?;
+        for (language, r) in &self.pool.languages {
+            pool_range(&format!("pool.languages.{language}"), r.min, r.max)?;
+        }
+        if let Some(max) = self.supervision.max_workers {
+            if max < self.workers {
+                return invalid(
+                    "supervision.max_workers",
+                    format!("is {max}, below `workers` ({})", self.workers),
+                );
+            }
+        }
+        if runs_as_root(&self.docker.user) {
+            return invalid(
+                "docker.user",
+                "must not be root (uid 0): jobs run as an unprivileged user, e.g. \"10001:10001\"",
+            );
+        }
+        if self.docker.cell_max_jobs == 0 {
+            return invalid("docker.cell_max_jobs", "must be at least 1");
+        }
+        if self.nats.max_deliver < 1 || self.nats.ack_wait_secs == 0 {
+            return invalid(
+                "nats.max_deliver / nats.ack_wait_secs",
+                "must be at least 1",
+            );
+        }
+        Ok(())
+    }
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid {
+        key: key.to_string(),
+        reason: reason.into(),
+    })
+}
+
+/// Written so that NaN fails too.
+fn positive(key: &str, v: f64) -> Result<(), ConfigError> {
+    match v > 0.0 && v.is_finite() {
+        true => Ok(()),
+        false => invalid(key, format!("must be a positive number; got {v}")),
+    }
+}
+
+fn secs_range(key: &str, b: &Bounded<f64>) -> Result<(), ConfigError> {
+    for (part, v) in [("min", b.min), ("default", b.default), ("max", b.max)] {
+        positive(&format!("{key}.{part}"), v)?;
+    }
+    range(key, b)
+}
+
+fn range<T: PartialOrd + Copy + std::fmt::Display>(
+    key: &str,
+    b: &Bounded<T>,
+) -> Result<(), ConfigError> {
+    match b.min <= b.default && b.default <= b.max {
+        true => Ok(()),
+        false => invalid(
+            key,
+            format!(
+                "needs min <= default <= max; got min {}, default {}, max {}",
+                b.min, b.default, b.max
+            ),
+        ),
+    }
+}
+
+fn pool_range(key: &str, min: usize, max: usize) -> Result<(), ConfigError> {
+    match min <= max {
+        true => Ok(()),
+        false => invalid(
+            &format!("{key}.min"),
+            format!("is {min}, above {key}.max ({max})"),
+        ),
+    }
+}
+
+/// `root`, `0`, `0:…` or `root:…`.
+fn runs_as_root(user: &str) -> bool {
+    let uid = user.split(':').next().unwrap_or_default().trim();
+    uid == "root" || uid.parse::<u32>() == Ok(0)
 }
 
 fn default_node_id() -> String {
@@ -384,11 +494,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn invalid_values_are_refused_naming_the_key() {
+        let cases: [(&str, &str); 8] = [
+            ("[api]\nrate_per_second = 0\n", "api.rate_per_second"),
+            (
+                "[limits]\ntimeout = { default = -1.0, min = 0.1, max = 60.0 }\n",
+                "limits.timeout.default",
+            ),
+            (
+                "[limits]\ncpu_time = { default = nan, min = 0.1, max = 60.0 }\n",
+                "limits.cpu_time.default",
+            ),
+            ("[docker]\nuser = \"0:0\"\n", "docker.user"),
+            ("[docker]\nuser = \"root\"\n", "docker.user"),
+            ("[limits]\ncpus = 0\n", "limits.cpus"),
+            ("[pool]\nmin = 5\nmax = 2\n", "pool.min"),
+            (
+                "[limits]\npids = { default = 64, min = 100, max = 50 }\n",
+                "limits.pids",
+            ),
+        ];
+        for (toml, key) in cases {
+            figment::Jail::expect_with(|jail| {
+                jail.create_file("c.toml", toml)?;
+                let err = Config::load(Some(Path::new("c.toml"))).unwrap_err();
+                assert!(
+                    err.to_string().starts_with(&format!("`{key}`")),
+                    "{toml}: {err}"
+                );
+                Ok(())
+            });
+        }
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
     fn environment_overrides_nested_keys() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("CODEBEAKER_WORKERS", "7");
             jail.set_env("CODEBEAKER_LIMITS__MEMORY__MAX", "512m");
-            let config = Config::load(None).map_err(|e| *e)?;
+            let config = Config::load(None).unwrap();
             assert_eq!(config.workers, 7);
             assert_eq!(config.limits.memory.max, ByteSize::mib(512));
             assert_eq!(config.limits.memory.default, ByteSize::mib(256));
@@ -403,7 +548,7 @@ mod tests {
                 "c.toml",
                 "listen = \"127.0.0.1:9000\"\n[limits]\npids = { default = 32, min = 8, max = 64 }\n",
             )?;
-            let config = Config::load(Some(Path::new("c.toml"))).map_err(|e| *e)?;
+            let config = Config::load(Some(Path::new("c.toml"))).unwrap();
             assert_eq!(config.listen.port(), 9000);
             assert_eq!(config.limits.pids.default, 32);
             jail.create_file("bad.toml", "listne = \"x\"\n")?;

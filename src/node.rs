@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::actors::supervisor::{self, NodeStatus, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::actors::{names, NodeContext, WorkerContext};
 use crate::api::{self, ApiState};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::languages::{Languages, LanguagesError};
 use crate::queue::embedded::{EmbeddedError, EmbeddedNats};
 use crate::queue::{consumer, rescue, service, Queue, QueueError};
@@ -49,6 +49,8 @@ impl Role {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
     #[error(transparent)]
     Languages(#[from] LanguagesError),
     #[error(transparent)]
@@ -86,6 +88,7 @@ pub struct Node {
 
 impl Node {
     pub async fn start(config: Config, role: Role) -> Result<Node, StartError> {
+        config.validate()?;
         let languages = Languages::load(config.languages_file.as_deref())?;
         let embedded = match (&config.nats.url, role) {
             (None, Role::Serve) => {

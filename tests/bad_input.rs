@@ -129,3 +129,25 @@ async fn bad_input_starts_no_container() {
     let (_, text) = node.get("/metrics").await;
     assert!(!text.contains("codebeaker_executions_total{"), "{text}");
 }
+
+#[test]
+fn a_bad_config_stops_the_process_at_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (toml, key) in [
+        ("[api]\nrate_per_second = 0\n", "api.rate_per_second"),
+        ("[docker]\nuser = \"0\"\n", "docker.user"),
+        ("[pool]\nmin = 3\nmax = 1\n", "pool.min"),
+    ] {
+        let path = dir.path().join("codebeaker.toml");
+        std::fs::write(&path, toml).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_codebeaker"))
+            .arg("--config")
+            .arg(&path)
+            .arg("serve")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{toml}: {stderr}");
+        assert!(stderr.contains(&format!("`{key}`")), "{toml}: {stderr}");
+    }
+}
