@@ -40,6 +40,8 @@ pub enum BenchError {
     Baseline { command: String, detail: String },
     #[error("a submitting client stopped: {0}")]
     Submitter(String),
+    #[error(transparent)]
+    Credentials(#[from] crate::queue::embedded::EmbeddedError),
 }
 
 pub struct BenchOptions {
@@ -87,7 +89,8 @@ pub async fn run(options: &BenchOptions, config: &Config) -> Result<Vec<Measurem
         results.extend(breakdown.rows());
     }
     if let Some(nats) = &options.nats_url {
-        let client = Client::nats(nats).await?;
+        let credentials = crate::queue::embedded::with_kept_credentials(&config.nats)?;
+        let client = Client::nats(nats, &credentials).await?;
         let request = ExecuteRequest::new("python", "print(1)");
         let timed = time_runs(options.runs, || async {
             completed(&client, &request).await.map(drop)

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::api::ErrorBody;
+use crate::config::NatsConfig;
 use crate::languages::LanguageInfo;
 use crate::model::{ExecuteRequest, ExecutionRecord};
 use crate::queue::nodes::NodeEntry;
@@ -53,13 +54,19 @@ impl Client {
         }
     }
 
-    pub async fn nats(url: &str) -> Result<Client, ClientError> {
-        let client = async_nats::connect(url)
+    /// Connects with the credentials in `config` (see `queue::embedded::with_kept_credentials`
+    /// for those of a local `serve`).
+    pub async fn nats(url: &str, config: &NatsConfig) -> Result<Client, ClientError> {
+        let unreachable = |reason: String| ClientError::Unreachable {
+            target: url.to_string(),
+            reason,
+        };
+        let client = crate::queue::connect_options(config)
             .await
-            .map_err(|e| ClientError::Unreachable {
-                target: url.to_string(),
-                reason: e.to_string(),
-            })?;
+            .map_err(unreachable)?
+            .connect(url)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
         Ok(Client {
             transport: Transport::Nats {
                 client,

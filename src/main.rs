@@ -10,6 +10,7 @@ use codebeaker::config::Config;
 use codebeaker::languages::Languages;
 use codebeaker::model::{ExecuteRequest, Status};
 use codebeaker::node::{Node, Role};
+use codebeaker::queue::embedded;
 
 #[derive(Parser)]
 #[command(
@@ -108,9 +109,13 @@ struct ServerArgs {
 }
 
 impl ServerArgs {
-    async fn client(&self) -> Result<Client, codebeaker::client::ClientError> {
+    async fn client(&self, config: &Config) -> Result<Client, String> {
         match &self.nats {
-            Some(url) => Client::nats(url).await,
+            Some(url) => {
+                let nats =
+                    embedded::with_kept_credentials(&config.nats).map_err(|e| e.to_string())?;
+                Client::nats(url, &nats).await.map_err(|e| e.to_string())
+            }
             None => Ok(Client::rest(&self.url)),
         }
     }
@@ -139,9 +144,9 @@ async fn main() -> ExitCode {
             file,
             language,
             server,
-        } => run(&file, language, &server).await,
-        Command::Languages { server } => languages(&server).await,
-        Command::Cluster { server } => cluster(&server).await,
+        } => run(&file, language, &server, &config).await,
+        Command::Languages { server } => languages(&server, &config).await,
+        Command::Cluster { server } => cluster(&server, &config).await,
         Command::Bench {
             url,
             baseline_url,
@@ -201,7 +206,12 @@ async fn shutdown_signal() {
 const EXIT_TIME_LIMIT: u8 = 124;
 const EXIT_OTHER_LIMIT: u8 = 125;
 
-async fn run(file: &PathBuf, language: Option<String>, server: &ServerArgs) -> ExitCode {
+async fn run(
+    file: &PathBuf,
+    language: Option<String>,
+    server: &ServerArgs,
+    config: &Config,
+) -> ExitCode {
     let code = match std::fs::read_to_string(file) {
         Ok(code) => code,
         Err(e) => return fail(format!("cannot read {}: {e}", file.display())),
@@ -220,11 +230,11 @@ async fn run(file: &PathBuf, language: Option<String>, server: &ServerArgs) -> E
         stdin,
         ..ExecuteRequest::new(language, code)
     };
-    let record = match server.client().await {
-        Ok(client) => client.execute(&request).await,
-        Err(e) => Err(e),
+    let client = match server.client(config).await {
+        Ok(client) => client,
+        Err(e) => return fail(e),
     };
-    let record = match record {
+    let record = match client.execute(&request).await {
         Ok(record) => record,
         Err(e) => return fail(e.to_string()),
     };
@@ -261,12 +271,12 @@ fn guess_language(file: &std::path::Path) -> Option<String> {
         .map(|l| l.name.clone())
 }
 
-async fn languages(server: &ServerArgs) -> ExitCode {
-    let list = match server.client().await {
-        Ok(client) => client.languages().await,
-        Err(e) => Err(e),
+async fn languages(server: &ServerArgs, config: &Config) -> ExitCode {
+    let client = match server.client(config).await {
+        Ok(client) => client,
+        Err(e) => return fail(e),
     };
-    match list {
+    match client.languages().await {
         Ok(list) => {
             println!("{:<12} {:<24} {:<10}", "name", "aliases", "version");
             for l in list {
@@ -283,12 +293,12 @@ async fn languages(server: &ServerArgs) -> ExitCode {
     }
 }
 
-async fn cluster(server: &ServerArgs) -> ExitCode {
-    let nodes = match server.client().await {
-        Ok(client) => client.cluster().await,
-        Err(e) => Err(e),
+async fn cluster(server: &ServerArgs, config: &Config) -> ExitCode {
+    let client = match server.client(config).await {
+        Ok(client) => client,
+        Err(e) => return fail(e),
     };
-    let nodes = match nodes {
+    let nodes = match client.cluster().await {
         Ok(nodes) => nodes,
         Err(e) => return fail(e.to_string()),
     };

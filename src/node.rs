@@ -101,6 +101,13 @@ impl Node {
             .map(|e| e.url.clone())
             .or_else(|| config.nats.url.clone())
             .unwrap_or_else(|| DEFAULT_NATS.to_string());
+        let mut config = config;
+        if let Some(embedded) = &embedded {
+            config.nats.user = Some(embedded.credentials.user.clone());
+            config.nats.password = Some(embedded.credentials.password.clone());
+            config.nats.token = None;
+            config.nats.creds_file = None;
+        }
         let queue = Queue::connect(&url, &config.nats, Duration::from_secs(30)).await?;
         tracing::info!(%url, "connected to NATS; stream and buckets ready");
         let ctx = Arc::new(NodeContext {

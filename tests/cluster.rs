@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use codebeaker::node::Role;
@@ -171,6 +172,34 @@ async fn serve_without_a_nats_url_runs_and_restarts_its_own_nats_server() {
         data.path().join("nats").exists(),
         "JetStream data lives under the data dir"
     );
+    // Other local processes get nowhere without the credentials kept under the data dir...
+    let nats_url = format!("nats://127.0.0.1:{nats_port}");
+    let refused = async_nats::connect(&nats_url).await.expect_err("refused");
+    assert_eq!(
+        refused.kind(),
+        async_nats::ConnectErrorKind::AuthorizationViolation
+    );
+    let kept = data.path().join("nats/credentials.toml");
+    let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the credentials file is the owner's alone"
+    );
+    // ...and the CLI, given the same data dir, finds them.
+    let cli = tokio::process::Command::new(env!("CARGO_BIN_EXE_codebeaker"))
+        .args(["languages", "--nats", &nats_url])
+        .env("CODEBEAKER_NATS__DATA_DIR", data.path())
+        .output()
+        .await
+        .unwrap();
+    let listed = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert!(listed.contains("python"), "{listed}");
 
     // Kill the nats-server child: the node restarts it, and jobs flow again.
     let pattern = format!("nats-server -js -a 127.0.0.1 -p {nats_port}");

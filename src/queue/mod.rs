@@ -295,7 +295,7 @@ async fn connect_with_patience(
     let servers = server_addrs(url)?;
     let deadline = tokio::time::Instant::now() + patience;
     loop {
-        let options = credentials(config)
+        let options = connect_options(config)
             .await
             .map_err(|reason| QueueError::Connect {
                 url: url.into(),
@@ -324,7 +324,7 @@ async fn connect_with_patience(
 }
 
 /// Connect options carrying the configured credentials, if any.
-async fn credentials(config: &NatsConfig) -> Result<async_nats::ConnectOptions, String> {
+pub async fn connect_options(config: &NatsConfig) -> Result<async_nats::ConnectOptions, String> {
     match (
         &config.user,
         &config.password,
