@@ -168,6 +168,9 @@ pub struct NatsConfig {
     pub duplicate_window_secs: u64,
     /// How long execution records are kept.
     pub records_max_age_secs: u64,
+    /// `codebeaker.execute` requests a node answers at once; more get a `503 unavailable`
+    /// answer at once, so that a flood cannot grow the node's memory without bound.
+    pub max_requests_in_flight: usize,
     /// Credentials, when the server asks for them: user and password, a token, or a creds
     /// file (NKey/JWT). At most one kind.
     pub user: Option<String>,
@@ -272,6 +275,7 @@ impl Default for NatsConfig {
             max_ack_pending: 1024,
             duplicate_window_secs: 120,
             records_max_age_secs: 24 * 3600,
+            max_requests_in_flight: 1024,
             user: None,
             password: None,
             token: None,
@@ -415,6 +419,9 @@ impl Config {
         }
         if self.docker.cell_max_jobs == 0 {
             return invalid("docker.cell_max_jobs", "must be at least 1");
+        }
+        if self.nats.max_requests_in_flight == 0 {
+            return invalid("nats.max_requests_in_flight", "must be at least 1");
         }
         if self.nats.max_deliver < 1 || self.nats.ack_wait_secs == 0 {
             return invalid(

@@ -283,3 +283,101 @@ async fn a_retry_after_a_failed_publish_runs_the_job() {
     assert_eq!(record["status"], "completed");
     assert_eq!(record["stdout"], "retried\n");
 }
+
+/// Consumers on the records bucket's stream: each KV watch is one.
+async fn record_watchers(js: &async_nats::jetstream::Context) -> usize {
+    let mut stream = js.get_stream("KV_codebeaker-executions").await.unwrap();
+    stream.info().await.unwrap().state.consumer_count
+}
+
+#[tokio::test]
+async fn five_hundred_waiting_sync_requests_share_one_records_watch() {
+    let nats = common::NatsServer::start();
+    let mut config = test_config(0);
+    config.nats.url = Some(nats.url.clone());
+    let api = TestNode::join(config, codebeaker::node::Role::Api).await;
+    let client = async_nats::connect(&nats.url).await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    let before = record_watchers(&js).await;
+
+    // No worker yet: every request waits, half over REST and half over NATS request/reply.
+    let requests: Vec<_> = (0..500)
+        .map(|n| {
+            let request = json!({"language": "python", "code": format!("print({n} * 3)")});
+            match n % 2 {
+                0 => api.spawn_post(request),
+                _ => tokio::spawn(nats_execute(client.clone(), request)),
+            }
+        })
+        .collect();
+    let queued = eventually(Duration::from_secs(60), || async {
+        let mut stream = js.get_stream("CODEBEAKER_JOBS").await.unwrap();
+        stream.info().await.unwrap().state.messages == 500
+    })
+    .await;
+    assert!(queued, "the 500 jobs were not all queued");
+    let waiting = record_watchers(&js).await;
+    assert!(
+        waiting <= before + 1,
+        "500 waiting requests opened {} record watches (before: {before})",
+        waiting - before
+    );
+
+    let mut worker_config = test_config(4);
+    worker_config.nats.url = Some(nats.url.clone());
+    let worker = TestNode::join(worker_config, codebeaker::node::Role::Worker).await;
+    for (n, request) in requests.into_iter().enumerate() {
+        let record = request.await.unwrap();
+        assert_eq!(record["status"], "completed", "request {n}: {record}");
+        assert_eq!(record["stdout"], format!("{}\n", n * 3), "request {n}");
+    }
+    assert!(record_watchers(&js).await <= before + 1);
+    worker.shutdown().await;
+    api.shutdown().await;
+}
+
+async fn nats_execute(client: async_nats::Client, request: Value) -> Value {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Content-Type", "application/json");
+    let sent = async_nats::Request::new()
+        .headers(headers)
+        .payload(request.to_string().into())
+        .timeout(Some(Duration::from_secs(300)));
+    let reply = client.send_request("codebeaker.execute", sent).await.unwrap();
+    serde_json::from_slice(&reply.payload).unwrap()
+}
+
+#[tokio::test]
+async fn nats_requests_over_the_bound_are_told_to_come_back() {
+    let nats = common::NatsServer::start();
+    let mut config = test_config(0);
+    config.nats.url = Some(nats.url.clone());
+    config.nats.max_requests_in_flight = 2;
+    let api = TestNode::join(config, codebeaker::node::Role::Api).await;
+    let client = async_nats::connect(&nats.url).await.unwrap();
+    // No worker: the first two wait for one, the other three are answered at once.
+    let waiting: Vec<_> = (0..5)
+        .map(|_| {
+            let request = json!({"language": "python", "code": "print(1)", "timeout": 1});
+            tokio::spawn(nats_execute(client.clone(), request))
+        })
+        .collect();
+    let mut busy = 0;
+    for answer in waiting {
+        let answer = tokio::time::timeout(Duration::from_secs(5), answer).await;
+        match answer {
+            Ok(reply) => {
+                let reply = reply.unwrap();
+                assert_eq!(reply["error"]["code"], "unavailable", "{reply}");
+                assert!(reply["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("nats.max_requests_in_flight"));
+                busy += 1;
+            }
+            Err(_still_waiting) => {}
+        }
+    }
+    assert_eq!(busy, 3, "three of five requests are over a bound of two");
+    api.shutdown().await;
+}

@@ -51,7 +51,7 @@ pub async fn run(
         return Ok(queued);
     }
     let wait = job.time_budget() + QUEUE_ALLOWANCE;
-    let latest = ctx.queue.records.wait_final(&job.id(), wait).await?;
+    let latest = ctx.queue.waiters.wait_final(&job.id(), wait).await?;
     Ok(latest.unwrap_or(queued))
 }
 

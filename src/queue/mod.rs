@@ -2,7 +2,8 @@
 //! and the embedded server.
 //!
 //! - [`jetstream`]: stream, consumers, KV bucket set-up; the delivery handle workers ack with.
-//! - [`records`]: execution records in KV (create, compare-and-set, watch until final).
+//! - [`records`]: execution records in KV (create, compare-and-set, watch).
+//! - [`waiters`]: one watch per node over the records, handing final ones to waiting requests.
 //! - [`consumer`]: the worker node's pull loop, taking only as many jobs as workers are free.
 //! - [`nodes`]: heartbeats and the cluster view.
 //! - [`ownership`]: who may run a job and write its record: the protocol's pure decisions,
@@ -19,6 +20,7 @@ pub mod ownership;
 pub mod records;
 pub mod rescue;
 pub mod service;
+pub mod waiters;
 
 use std::time::Duration;
 
@@ -29,6 +31,7 @@ use uuid::Uuid;
 use crate::config::NatsConfig;
 use crate::model::{ExecutionRecord, Job, Priority, Status};
 use records::Records;
+use waiters::Waiters;
 
 /// Names other programs depend on (see DESIGN's NATS layout).
 pub mod names {
@@ -111,6 +114,8 @@ pub struct Queue {
     pub client: async_nats::Client,
     pub js: async_nats::jetstream::Context,
     pub records: Records,
+    /// Where sync requests and cancels wait for final records.
+    pub waiters: Waiters,
     pub nodes: kv::Store,
     pub config: NatsConfig,
 }
@@ -150,6 +155,7 @@ impl Queue {
         Ok(Queue {
             client,
             js,
+            waiters: Waiters::new(records.clone()),
             records,
             nodes,
             config: config.clone(),
@@ -254,7 +260,7 @@ impl Queue {
                         .client
                         .publish(names::cancel_subject(id), bytes::Bytes::new())
                         .await;
-                    return Ok(Some(match self.records.wait_final(id, patience).await? {
+                    return Ok(Some(match self.waiters.wait_final(id, patience).await? {
                         Some(r) if r.status == Status::Cancelled => Cancelled::Done(r),
                         Some(r) if r.status.is_final() => Cancelled::AlreadyFinished(r),
                         Some(r) => Cancelled::Requested(r),

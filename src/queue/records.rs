@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, CreateErrorKind, UpdateErrorKind};
-use futures::StreamExt;
 use uuid::Uuid;
 
 use super::ownership::{self, Expect};
@@ -141,38 +140,12 @@ impl Records {
         }
     }
 
-    /// Waits until the record reaches a final status, or `limit` passes (then returns the
-    /// latest record seen, if any).
-    pub async fn wait_final(
-        &self,
-        id: &Uuid,
-        limit: Duration,
-    ) -> Result<Option<ExecutionRecord>, QueueError> {
-        let mut watch = self
-            .kv
-            .watch_with_history(key(id))
+    /// A watch over every record's changes from now on.
+    pub async fn watch_all(&self) -> Result<kv::Watch, QueueError> {
+        self.kv
+            .watch_all()
             .await
-            .map_err(|e| QueueError::kv("watch record", e))?;
-        let mut latest = None;
-        let deadline = tokio::time::sleep(limit);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                _ = &mut deadline => return Ok(latest),
-                entry = watch.next() => match entry {
-                    Some(Ok(entry)) if entry.operation == kv::Operation::Put => {
-                        let record: ExecutionRecord = decode(&entry.value)?;
-                        if record.status.is_final() {
-                            return Ok(Some(record));
-                        }
-                        latest = Some(record);
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(QueueError::kv("watch record", e)),
-                    None => return Ok(latest),
-                },
-            }
-        }
+            .map_err(|e| QueueError::kv("watch records", e))
     }
 }
 

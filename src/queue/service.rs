@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_nats::{HeaderMap, Message};
 use futures::StreamExt;
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -38,12 +38,20 @@ pub async fn start(
         names::LANGUAGES,
         names::WORKERS
     );
+    let in_flight = Arc::new(Semaphore::new(ctx.config.nats.max_requests_in_flight));
     Ok(tokio::spawn(async move {
         loop {
             tokio::select! {
-                Some(msg) = execute.next() => {
-                    tokio::spawn(answer_execute(ctx.clone(), msg));
-                }
+                Some(msg) = execute.next() => match in_flight.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let ctx = ctx.clone();
+                        tokio::spawn(async move {
+                            answer_execute(ctx, msg).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => respond(&ctx, &msg, &busy(&ctx).body()).await,
+                },
                 Some(msg) = languages.next() => {
                     let list = ctx.languages.catalogue(&ctx.config.limits);
                     respond(&ctx, &msg, &list).await;
@@ -91,6 +99,14 @@ async fn answer(ctx: Arc<NodeContext>, msg: Message, request_id: RequestId) {
         Ok(record) => respond(&ctx, &msg, &record).await,
         Err(e) => respond(&ctx, &msg, &e.body()).await,
     }
+}
+
+fn busy(ctx: &NodeContext) -> ApiError {
+    ApiError::Unavailable(format!(
+        "this node is answering {} execute requests already (nats.max_requests_in_flight); \
+         try again shortly",
+        ctx.config.nats.max_requests_in_flight
+    ))
 }
 
 fn wants_json(msg: &Message) -> bool {
