@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
+use crate::actors::heartbeat::{Beat, Heartbeat};
 use crate::actors::supervisor::{self, NodeStatus, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::actors::{names, NodeContext, WorkerContext};
 use crate::api::{self, ApiState};
@@ -79,14 +80,28 @@ pub struct Node {
     worker: Option<Arc<WorkerContext>>,
     supervisor: ActorRef<SupervisorMsg>,
     supervisor_done: JoinHandle<()>,
+    heartbeat: Heartbeat,
     server: JoinHandle<()>,
     stop_server: oneshot::Sender<()>,
-    stop: watch::Sender<bool>,
+    /// Stops what takes new work: the queue consumer, rescues, NATS request/reply.
+    stop_intake: watch::Sender<bool>,
+    /// Stops the rest once the drain is over (cancels must reach jobs while they drain).
+    stop_after_drain: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     embedded: Option<EmbeddedNats>,
 }
 
+/// What a node runs once its actor tree is up.
+struct Services {
+    heartbeat: Heartbeat,
+    stop_intake: watch::Sender<bool>,
+    stop_after_drain: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
 impl Node {
+    /// Starts a node. A start that fails half-way stops what it had started (the embedded
+    /// nats-server, the actor tree and its pools) before it returns the error.
     pub async fn start(config: Config, role: Role) -> Result<Node, StartError> {
         config.validate()?;
         let languages = Languages::load(config.languages_file.as_deref())?;
@@ -96,13 +111,31 @@ impl Node {
             }
             _ => None,
         };
+        match Self::start_on(config, languages, role, embedded.as_ref()).await {
+            Ok(mut node) => {
+                node.embedded = embedded;
+                Ok(node)
+            }
+            Err(e) => {
+                if let Some(embedded) = embedded {
+                    embedded.stop().await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_on(
+        mut config: Config,
+        languages: Languages,
+        role: Role,
+        embedded: Option<&EmbeddedNats>,
+    ) -> Result<Node, StartError> {
         let url = embedded
-            .as_ref()
             .map(|e| e.url.clone())
             .or_else(|| config.nats.url.clone())
             .unwrap_or_else(|| DEFAULT_NATS.to_string());
-        let mut config = config;
-        if let Some(embedded) = &embedded {
+        if let Some(embedded) = embedded {
             config.nats.user = Some(embedded.credentials.user.clone());
             config.nats.password = Some(embedded.credentials.password.clone());
             config.nats.token = None;
@@ -115,61 +148,39 @@ impl Node {
             languages,
             queue,
         });
-
         let worker = match role.has_workers() {
             true => Some(Arc::new(worker_context(&ctx).await?)),
             false => None,
         };
+        let listen = ctx.config.listen;
+        let bind_error = |source| StartError::Bind {
+            addr: listen,
+            source,
+        };
+        let listener = TcpListener::bind(listen).await.map_err(bind_error)?;
+        let addr = listener.local_addr().map_err(bind_error)?;
+
         let freed = Arc::new(Notify::new());
+        let (beat, beats) = watch::channel(Beat::default());
         let args = SupervisorArgs {
             node: ctx.clone(),
             role: role.as_str(),
             worker: worker.clone(),
             freed: freed.clone(),
+            beat,
         };
         let (supervisor, supervisor_done) =
             Actor::spawn(Some(names::supervisor(ctx.node_id())), Supervisor, args)
                 .await
                 .map_err(|e| StartError::Actors(spawn_error_text(e)))?;
-
-        let (stop, stopped) = watch::channel(false);
-        let mut tasks = Vec::new();
-        if let Some(worker) = &worker {
-            tasks.push(tokio::spawn(consumer::run(
-                ctx.clone(),
-                supervisor.clone(),
-                freed,
-                stopped.clone(),
-            )));
-            tasks.push(tokio::spawn(rescue::run(
-                ctx.queue.clone(),
-                ctx.node_id().to_string(),
-                stopped.clone(),
-            )));
-            tasks.push(tokio::spawn(consumer::listen_for_cancels(
-                worker.clone(),
-                stopped.clone(),
-            )));
-        }
-        if role.has_api() {
-            tasks.push(service::start(ctx.clone(), stopped.clone()).await?);
-        }
-
-        let listen = ctx.config.listen;
-        let listener = match TcpListener::bind(listen).await {
-            Ok(listener) => listener,
-            Err(source) => {
+        let services = match start_services(&ctx, role, &worker, &supervisor, freed, beats).await {
+            Ok(services) => services,
+            Err(e) => {
                 supervisor.stop_and_wait(None, None).await.ok();
-                return Err(StartError::Bind {
-                    addr: listen,
-                    source,
-                });
+                return Err(e);
             }
         };
-        let addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: listen,
-            source,
-        })?;
+
         let (stop_server, server_stopped) = oneshot::channel::<()>();
         let state = Arc::new(ApiState {
             ctx: ctx.clone(),
@@ -188,6 +199,12 @@ impl Node {
             languages = ?ctx.languages.names(),
             "CodeBeaker node ready; HTTP on http://{addr}"
         );
+        let Services {
+            heartbeat,
+            stop_intake,
+            stop_after_drain,
+            tasks,
+        } = services;
         Ok(Node {
             addr,
             role,
@@ -195,11 +212,13 @@ impl Node {
             worker,
             supervisor,
             supervisor_done,
+            heartbeat,
             server,
             stop_server,
-            stop,
+            stop_intake,
+            stop_after_drain,
             tasks,
-            embedded,
+            embedded: None,
         })
     }
 
@@ -224,15 +243,17 @@ impl Node {
             worker,
             supervisor,
             supervisor_done,
+            heartbeat,
             server,
             stop_server,
-            stop,
+            stop_intake,
+            stop_after_drain,
             tasks,
             embedded,
             ..
         } = self;
         let _ = stop_server.send(());
-        let _ = stop.send(true);
+        let _ = stop_intake.send(true);
         let drain = Duration::from_secs(ctx.config.drain_timeout_secs);
         if !drained(&supervisor, drain).await {
             if let Some(worker) = &worker {
@@ -250,6 +271,9 @@ impl Node {
                 }
             }
         }
+        let _ = stop_after_drain.send(true);
+        // The heartbeat ends before the Supervisor, which removes the node's entry as it stops.
+        heartbeat.stop().await;
         supervisor
             .stop_and_wait(Some("node shutdown".into()), Some(Duration::from_secs(10)))
             .await
@@ -282,8 +306,80 @@ async fn drained(supervisor: &ActorRef<SupervisorMsg>, patience: Duration) -> bo
     matches!(answer, Ok(CallResult::Success(())))
 }
 
+/// The heartbeat (its first entry written before any job is taken), then the queue consumer,
+/// rescues, cancels and request/reply. Nothing is spawned unless all of it can start.
+async fn start_services(
+    ctx: &Arc<NodeContext>,
+    role: Role,
+    worker: &Option<Arc<WorkerContext>>,
+    supervisor: &ActorRef<SupervisorMsg>,
+    freed: Arc<Notify>,
+    beats: watch::Receiver<Beat>,
+) -> Result<Services, StartError> {
+    let languages = match role.has_workers() {
+        true => ctx
+            .languages
+            .names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        false => Vec::new(),
+    };
+    let heartbeat = Heartbeat::start(
+        ctx.clone(),
+        role.as_str(),
+        languages,
+        beats,
+        supervisor.get_cell(),
+    )
+    .await?;
+    let (stop_intake, intake_stopped) = watch::channel(false);
+    let (stop_after_drain, drained) = watch::channel(false);
+    let mut tasks = Vec::new();
+    if role.has_api() {
+        match service::start(ctx.clone(), intake_stopped.clone()).await {
+            Ok(task) => tasks.push(task),
+            Err(e) => {
+                heartbeat.stop().await;
+                return Err(e.into());
+            }
+        }
+    }
+    if let Some(worker) = worker {
+        tasks.push(tokio::spawn(consumer::run(
+            ctx.clone(),
+            supervisor.clone(),
+            freed,
+            intake_stopped.clone(),
+        )));
+        tasks.push(tokio::spawn(rescue::run(
+            ctx.queue.clone(),
+            ctx.node_id().to_string(),
+            intake_stopped,
+        )));
+        tasks.push(tokio::spawn(consumer::listen_for_cancels(
+            worker.clone(),
+            drained,
+        )));
+    }
+    Ok(Services {
+        heartbeat,
+        stop_intake,
+        stop_after_drain,
+        tasks,
+    })
+}
+
+/// Docker, with this node's leftovers removed and every language's image checked: a missing
+/// image is a setup problem, reported at start rather than on the first job.
 async fn worker_context(ctx: &Arc<NodeContext>) -> Result<WorkerContext, SandboxError> {
     let sandbox = Sandbox::connect(ctx.node_id(), &ctx.config.docker).await?;
+    let images = ctx
+        .languages
+        .all()
+        .iter()
+        .map(|l| sandbox.check_image(&l.image));
+    futures::future::try_join_all(images).await?;
     let leftovers = sandbox.remove_node_containers().await?;
     if leftovers > 0 {
         tracing::info!(

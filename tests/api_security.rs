@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{test_config, TestNode};
+use std::time::Duration;
+
+use common::{eventually, test_config, TestNode};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -232,5 +234,50 @@ async fn thousands_of_clients_and_made_up_methods_leave_memory_and_metrics_bound
     assert!(
         rss_after < rss + 32 * 1024 * 1024,
         "RSS grew from {rss} to {rss_after} bytes"
+    );
+}
+
+async fn in_flight(node: &TestNode) -> String {
+    let (_, text) = node.get("/metrics").await;
+    text.lines()
+        .find(|l| l.starts_with("codebeaker_http_requests_in_flight "))
+        .unwrap_or("none")
+        .to_string()
+}
+
+#[tokio::test]
+async fn clients_that_hang_up_mid_request_leave_the_in_flight_gauge_right() {
+    use tokio::io::AsyncWriteExt;
+    let node = TestNode::start(1).await;
+    let server: std::net::SocketAddr = node.url.trim_start_matches("http://").parse().unwrap();
+    let body = serde_json::json!({"language": "python", "code": "import time; time.sleep(20)"})
+        .to_string();
+    let request = format!(
+        "POST /execute HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // Three sync requests whose clients hang up while their jobs wait or run.
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut stream = tokio::net::TcpStream::connect(server).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        streams.push(stream);
+    }
+    let counted = eventually(Duration::from_secs(10), || async {
+        // The three, and the request reading the gauge.
+        in_flight(&node).await == "codebeaker_http_requests_in_flight 4"
+    })
+    .await;
+    assert!(counted, "{}", in_flight(&node).await);
+    drop(streams);
+    let settled = eventually(Duration::from_secs(10), || async {
+        in_flight(&node).await == "codebeaker_http_requests_in_flight 1"
+    })
+    .await;
+    assert!(settled, "{}", in_flight(&node).await);
+    let (_, metrics) = node.get("/metrics").await;
+    assert!(
+        metrics.contains(r#"status="499""#),
+        "hang-ups are counted as 499"
     );
 }

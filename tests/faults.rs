@@ -244,3 +244,84 @@ async fn a_cluster_losing_a_nats_server_and_a_worker_node_mid_run_ends_every_job
     }
     assert_eq!(finished.len(), ids.len());
 }
+
+#[tokio::test]
+#[ignore = "disrupts dockerd; run alone (see the module doc)"]
+async fn a_frozen_docker_during_a_respawn_stops_neither_the_heartbeat_nor_leaves_the_job_to_others()
+{
+    use codebeaker::actors::runtime::RuntimeMsg;
+    use codebeaker::actors::{lookup, names};
+    use codebeaker::node::Role;
+    let nats = NatsServer::start();
+    let on_nats = |workers| {
+        let mut config = test_config(workers);
+        config.nats.url = Some(nats.url.clone());
+        config.supervision.check_interval_ms = 200;
+        config
+    };
+    let node = TestNode::join(on_nats(1), Role::Serve).await;
+    let code = "import time; time.sleep(25); print('slept')";
+    let id = submit(
+        &node,
+        json!({"language": "python", "code": code, "timeout": 60}),
+    )
+    .await;
+    let running = eventually(Duration::from_secs(15), || async {
+        let (_, body) = node.get(&format!("/execution/{id}")).await;
+        body.contains(r#""status":"running""#)
+    })
+    .await;
+    assert!(running);
+    // Another worker node, which would take the job over if this node looked dead.
+    let other = TestNode::join(on_nats(1), Role::Worker).await;
+
+    let frozen = FrozenDocker::freeze();
+    // A child dies while Docker hangs: the Supervisor replaces it, and must not wait on Docker.
+    let runtime = lookup::<RuntimeMsg>(&names::runtime(node.node().node_id(), "python")).unwrap();
+    runtime.kill();
+    let not_ready = eventually(Duration::from_secs(10), || async {
+        let (status, body) = node.get("/ready").await;
+        status == 503 && body.contains("Docker")
+    })
+    .await;
+    assert!(not_ready, "{:?}", node.get("/ready").await);
+    // Past the time after which a silent node counts as gone (15 s)...
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let (_, nodes) = node.get("/workers").await;
+    let nodes: Value = serde_json::from_str(&nodes).unwrap();
+    let me = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == node.node().node_id())
+        .unwrap_or_else(|| panic!("the frozen node's heartbeat stopped: {nodes}"));
+    let age = chrono::Utc::now()
+        - me["last_heartbeat"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap();
+    assert!(age < chrono::Duration::seconds(11), "heartbeat {age} old");
+    assert_eq!(me["ready"], false, "{me}");
+    let (_, record) = node.get(&format!("/execution/{id}")).await;
+    let record: Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(
+        record["node"],
+        node.node().node_id(),
+        "taken over: {record}"
+    );
+    drop(frozen);
+
+    // Docker is back: the job ends where it ran, once.
+    let record = final_record(&node, &id, Duration::from_secs(60)).await;
+    assert_eq!(record["status"], "completed", "{record}");
+    assert_eq!(record["node"], node.node().node_id(), "{record}");
+    assert_eq!(record["stdout"], "slept\n");
+    let ready = eventually(Duration::from_secs(20), || async {
+        node.get("/ready").await.0 == 200
+    })
+    .await;
+    assert!(ready, "the node did not become ready again");
+    other.shutdown().await;
+    node.shutdown().await;
+}

@@ -5,6 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use codebeaker::node::{Node, Role};
 use common::{eventually, final_record, test_config, NatsServer, NodeProcess, TestNode};
 use serde_json::{json, Value};
 
@@ -301,4 +302,79 @@ async fn a_job_that_cannot_finish_within_the_drain_timeout_is_handed_to_another_
         common::containers_of(&leaving.node_id),
         Vec::<String>::new()
     );
+}
+
+#[tokio::test]
+async fn a_cancel_during_a_drain_still_reaches_the_running_job() {
+    let nats = NatsServer::start();
+    let on_nats = |workers| {
+        let mut config = test_config(workers);
+        config.nats.url = Some(nats.url.clone());
+        config
+    };
+    let api = TestNode::join(on_nats(0), Role::Api).await;
+    let mut config = on_nats(1);
+    config.drain_timeout_secs = 60;
+    let worker = TestNode::join(config, Role::Worker).await;
+    let code = "import time; time.sleep(50)";
+    let id = submit(
+        &api,
+        json!({"language": "python", "code": code, "timeout": 55}),
+    )
+    .await;
+    let running = eventually(Duration::from_secs(15), || async {
+        let (_, body) = api.get(&format!("/execution/{id}")).await;
+        body.contains(r#""status":"running""#)
+    })
+    .await;
+    assert!(running);
+
+    // The worker node drains: its job may run for up to a minute more...
+    let started = Instant::now();
+    let leaving = tokio::spawn(worker.shutdown());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // ...unless it is cancelled, which must still reach it.
+    let (status, record) = api.delete(&format!("/execution/{id}")).await;
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record["status"], "cancelled", "{record}");
+    tokio::time::timeout(Duration::from_secs(30), leaving)
+        .await
+        .expect("the drain ended with the cancelled job")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(40));
+    api.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_whose_start_fails_half_way_stops_what_it_started() {
+    let data = tempfile::tempdir().unwrap();
+    let languages = data.path().join("languages.toml");
+    let defined = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/languages.toml"))
+        .unwrap()
+        .replace("codebeaker/bash:latest", "codebeaker/no-such-image:latest");
+    std::fs::write(&languages, defined).unwrap();
+    let mut config = test_config(1);
+    config.nats.url = None;
+    config.nats.embedded_port = common::free_port();
+    config.nats.data_dir = data.path().to_path_buf();
+    config.pool.min = 1;
+    config.pool.max = 1;
+    config.languages_file = Some(languages);
+
+    // The image is missing: the start fails after its nats-server and Docker were up...
+    let failed = Node::start(config.clone(), Role::Serve).await;
+    let error = failed
+        .err()
+        .expect("a missing image stops the start")
+        .to_string();
+    assert!(error.contains("codebeaker/no-such-image:latest"), "{error}");
+    // ...and left nothing behind: no nats-server on the port, no containers, no actors
+    // holding the node's names, so the same node starts at once once the image is fixed.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", config.nats.embedded_port)).is_err());
+    assert_eq!(common::containers_of(&config.node_id), Vec::<String>::new());
+    config.languages_file = None;
+    let node = Node::start(config, Role::Serve)
+        .await
+        .expect("the same node starts once the image is fixed");
+    node.shutdown().await;
 }

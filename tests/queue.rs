@@ -303,7 +303,7 @@ async fn five_hundred_waiting_sync_requests_share_one_records_watch() {
     // No worker yet: every request waits, half over REST and half over NATS request/reply.
     let requests: Vec<_> = (0..500)
         .map(|n| {
-            let request = json!({"language": "python", "code": format!("print({n} * 3)")});
+            let request = json!({"language": "bash", "code": format!("echo $(({n} * 3))")});
             match n % 2 {
                 0 => api.spawn_post(request),
                 _ => tokio::spawn(nats_execute(client.clone(), request)),
@@ -325,6 +325,9 @@ async fn five_hundred_waiting_sync_requests_share_one_records_watch() {
 
     let mut worker_config = test_config(4);
     worker_config.nats.url = Some(nats.url.clone());
+    // Warm cells, each serving many jobs: the load is on the waiting, not on Docker.
+    let warm = codebeaker::config::PoolRange { min: 4, max: 4 };
+    worker_config.pool.languages = [("bash".to_string(), warm)].into();
     let worker = TestNode::join(worker_config, codebeaker::node::Role::Worker).await;
     for (n, request) in requests.into_iter().enumerate() {
         let record = request.await.unwrap();
@@ -343,7 +346,10 @@ async fn nats_execute(client: async_nats::Client, request: Value) -> Value {
         .headers(headers)
         .payload(request.to_string().into())
         .timeout(Some(Duration::from_secs(300)));
-    let reply = client.send_request("codebeaker.execute", sent).await.unwrap();
+    let reply = client
+        .send_request("codebeaker.execute", sent)
+        .await
+        .unwrap();
     serde_json::from_slice(&reply.payload).unwrap()
 }
 

@@ -3,16 +3,18 @@
 //! ```text
 //! Supervisor
 //! ├── MetricsActor      owns the Prometheus registry
-//! ├── RuntimeActor × L  one per language: checks its image, keeps a warm pool, hands out
+//! ├── RuntimeActor × L  one per language: keeps a warm pool, hands out
 //! │                     containers (warm when one fits, else created for the job)
 //! └── WorkerActor × N   each runs one job at a time, start to finish; N follows the backlog
 //! ```
 //! The queue consumer (`queue::consumer`) pulls jobs from JetStream as fast as the Supervisor
 //! reports free workers; the Supervisor gives each to an idle worker, replaces any child that
-//! dies or is stuck, checks Docker ([`health`]), sizes the pool ([`scaling`]), and writes the
-//! node's heartbeat. An API-only node runs the Supervisor with metrics only.
+//! dies or is stuck, checks Docker ([`health`]), sizes the pool ([`scaling`]), and reports
+//! what its workers hold to the heartbeat, which runs on a task of its own ([`heartbeat`]).
+//! An API-only node runs the Supervisor with metrics only.
 
 pub mod health;
+pub mod heartbeat;
 pub mod metrics;
 pub mod runtime;
 pub mod scaling;

@@ -86,8 +86,8 @@ impl Actor for RuntimeActor {
         myself: ActorRef<RuntimeMsg>,
         (ctx, language): Self::Arguments,
     ) -> Result<RuntimeState, ActorProcessingErr> {
-        // A missing image is a setup problem: fail loudly at start, not on the first job.
-        ctx.sandbox.check_image(&language.image).await?;
+        // No Docker call here: the Supervisor waits for this, and must never wait on Docker.
+        // (The node checks every image once, at start.)
         let config = &ctx.node.config;
         // The job a request naming nothing but the language becomes: the pool's shape.
         let typical = ExecuteRequest::new(&language.name, "-")

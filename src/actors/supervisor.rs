@@ -1,6 +1,8 @@
 //! Supervisor: starts the node's children linked, gives jobs from the queue consumer to idle
 //! workers, replaces any child that fails or stops (ractor's default would stop the supervisor
-//! too), writes the node's heartbeat, and drains the node on shutdown.
+//! too), reports what its workers hold for the heartbeat ([`super::heartbeat`]), and drains
+//! the node on shutdown. It never waits on Docker: checks run on tasks of their own, and
+//! spawning a child does no Docker call, so a hung engine cannot stop the heartbeat.
 //!
 //! On every check (`supervision.check_interval_ms`) it also: kills and replaces a worker still
 //! on a job past the job's deadline plus a grace period; kills and replaces an idle worker or a
@@ -15,16 +17,17 @@ use std::time::{Duration, Instant};
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
 use super::health::{self, Probe, Targets};
+use super::heartbeat::Beat;
 use super::metrics::{MetricsActor, MetricsMsg};
 use super::runtime::{RuntimeActor, RuntimeMsg};
 use super::scaling::Scaler;
 use super::worker::{Assignment, WorkerActor, WorkerMsg};
 use super::{names, NodeContext, WorkerContext};
-use crate::queue::nodes::{self, Held, NodeEntry};
+use crate::queue::nodes::{self, Held};
 
 pub enum SupervisorMsg {
     /// A job from the queue consumer, for an idle worker.
@@ -37,8 +40,6 @@ pub enum SupervisorMsg {
     Status(RpcReplyPort<NodeStatus>),
     /// Start a replacement for a child that died (sent after a backoff delay).
     Respawn(Child),
-    /// Write this node's entry in the nodes bucket.
-    Heartbeat,
     /// Time for the health and scaling check.
     Check,
     /// What the check found (gathered off the Supervisor's task).
@@ -92,6 +93,8 @@ pub struct SupervisorArgs {
     pub worker: Option<Arc<WorkerContext>>,
     /// Signalled whenever a worker becomes free, to wake the queue consumer.
     pub freed: Arc<Notify>,
+    /// Where the heartbeat reads what the node is doing.
+    pub beat: watch::Sender<Beat>,
 }
 
 pub struct Supervisor;
@@ -162,19 +165,16 @@ impl Actor for Supervisor {
             docker_down: None,
             checking: false,
         };
-        state.spawn(&myself, Child::Metrics).await?;
-        if let Some(worker) = state.args.worker.clone() {
-            for language in worker.node.languages.all() {
-                state
-                    .spawn(&myself, Child::Runtime(language.name.clone()))
-                    .await?;
-            }
-            state.add_workers(&myself, min).await?;
+        if let Err(e) = state.start_children(&myself, min).await {
+            // Linked children outlive a Supervisor that never started: stop them here.
+            myself
+                .stop_children_and_wait(Some("node start failed".into()), None)
+                .await;
+            return Err(e);
         }
         state.publish_workers();
-        myself.send_interval(nodes::HEARTBEAT, || SupervisorMsg::Heartbeat);
+        state.report();
         myself.send_interval(check, || SupervisorMsg::Check);
-        myself.cast(SupervisorMsg::Heartbeat)?;
         Ok(state)
     }
 
@@ -230,7 +230,7 @@ impl Actor for Supervisor {
             }
             SupervisorMsg::Probed(probe) => {
                 state.checking = false;
-                state.apply(&myself, probe).await?;
+                state.apply(&myself, probe).await;
             }
             SupervisorMsg::Status(reply) => {
                 let _ = reply.send(state.status());
@@ -243,7 +243,6 @@ impl Actor for Supervisor {
                 }
                 state.args.freed.notify_one();
             }
-            SupervisorMsg::Heartbeat => state.heartbeat(),
             SupervisorMsg::Drain(reply) => {
                 for assignment in state.queue.drain(..) {
                     tokio::spawn(async move { assignment.delivery.nak().await });
@@ -253,6 +252,7 @@ impl Actor for Supervisor {
         }
         state.dispatch();
         state.answer_drain();
+        state.report();
         Ok(())
     }
 
@@ -274,6 +274,7 @@ impl Actor for Supervisor {
         };
         state.publish_workers();
         state.answer_drain();
+        state.report();
         if state.draining.is_some() {
             return Ok(());
         }
@@ -442,33 +443,13 @@ impl SupervisorState {
         }
     }
 
-    fn heartbeat(&self) {
-        let node = &self.args.node;
-        let languages = match self.args.worker {
-            Some(_) => node
-                .languages
-                .names()
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            None => Vec::new(),
-        };
-        let entry = NodeEntry {
-            id: node.node_id().to_string(),
-            role: self.args.role.to_string(),
+    /// Tells the heartbeat what the node is doing now.
+    fn report(&self) {
+        self.args.beat.send_replace(Beat {
             workers: self.workers.len(),
             busy: self.busy(),
-            languages,
-            version: env!("CARGO_PKG_VERSION").to_string(),
             ready: self.docker_down.is_none(),
-            last_heartbeat: chrono::Utc::now(),
             holding: self.holding(),
-        };
-        let kv = node.queue.nodes.clone();
-        tokio::spawn(async move {
-            if let Err(e) = nodes::put(&kv, &entry).await {
-                tracing::warn!(error = %e, "heartbeat not written");
-            }
         });
     }
 
@@ -484,6 +465,22 @@ impl SupervisorState {
             stream_seq: a.delivery.stream_seq(),
         });
         running.chain(waiting).collect()
+    }
+
+    async fn start_children(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        workers: usize,
+    ) -> Result<(), ActorProcessingErr> {
+        self.spawn(myself, Child::Metrics).await?;
+        if let Some(worker) = self.args.worker.clone() {
+            for language in worker.node.languages.all() {
+                self.spawn(myself, Child::Runtime(language.name.clone()))
+                    .await?;
+            }
+            self.add_workers(myself, workers).await?;
+        }
+        Ok(())
     }
 
     async fn add_workers(
@@ -556,11 +553,7 @@ impl SupervisorState {
     }
 
     /// Acts on what a check found: Docker's state, unresponsive children, the backlog.
-    async fn apply(
-        &mut self,
-        myself: &ActorRef<SupervisorMsg>,
-        probe: Probe,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn apply(&mut self, myself: &ActorRef<SupervisorMsg>, probe: Probe) {
         match (probe.docker, self.docker_down.take()) {
             (Some(Err(why)), was) => {
                 if was.is_none() {
@@ -588,31 +581,30 @@ impl SupervisorState {
         if let Some(pending) = probe.pending {
             let backlog = pending.iter().map(|(_, n)| n).sum();
             self.metric(MetricsMsg::QueuePending(pending));
-            self.scale(myself, backlog).await?;
+            self.scale(myself, backlog).await;
         }
-        Ok(())
     }
 
     /// Sizes the worker pool to the backlog (not while draining or while Docker is down).
-    async fn scale(
-        &mut self,
-        myself: &ActorRef<SupervisorMsg>,
-        backlog: u64,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn scale(&mut self, myself: &ActorRef<SupervisorMsg>, backlog: u64) {
         if self.args.worker.is_none() || self.draining.is_some() || self.docker_down.is_some() {
-            return Ok(());
+            return;
         }
         let (total, busy) = (self.workers.len(), self.busy());
         let target = self.scaler.target(Instant::now(), total, busy, backlog);
         let (changed, direction) = if target > total {
-            self.add_workers(myself, target - total).await?;
+            // The root actor never stops on an error: a worker that cannot start now is
+            // asked for again by the next check.
+            if let Err(e) = self.add_workers(myself, target - total).await {
+                tracing::error!(error = %e, "could not start more workers");
+            }
             self.args.freed.notify_one();
-            (target - total, "up")
+            (self.workers.len().saturating_sub(total), "up")
         } else {
             (self.retire_workers(total - target), "down")
         };
         if changed == 0 {
-            return Ok(());
+            return;
         }
         self.metric(MetricsMsg::Scaled(direction));
         tracing::info!(
@@ -624,7 +616,6 @@ impl SupervisorState {
             "worker pool resized"
         );
         self.publish_workers();
-        Ok(())
     }
 
     fn publish_workers(&self) {

@@ -60,10 +60,7 @@ impl Waiters {
         id: &Uuid,
         limit: Duration,
     ) -> Result<Option<ExecutionRecord>, QueueError> {
-        self.shared
-            .watching
-            .get_or_try_init(|| self.open())
-            .await?;
+        self.shared.watching.get_or_try_init(|| self.open()).await?;
         let mut registration = self.register(*id);
         if let Some(found) = self.records.get(id).await? {
             if found.record.status.is_final() {
@@ -155,11 +152,7 @@ fn deliver(shared: &Shared, entry: &kv::Entry) {
     }
 }
 
-fn answer(
-    waiting: &mut Waiting,
-    id: &Uuid,
-    record: &ExecutionRecord,
-) {
+fn answer(waiting: &mut Waiting, id: &Uuid, record: &ExecutionRecord) {
     for waiter in waiting.remove(id).unwrap_or_default() {
         let _ = waiter.send(record.clone());
     }
