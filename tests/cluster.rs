@@ -229,10 +229,49 @@ async fn serve_without_a_nats_url_runs_and_restarts_its_own_nats_server() {
 #[tokio::test]
 async fn a_job_held_by_a_dead_node_and_never_redelivered_is_rescued_by_another() {
     let nats = NatsServer::start();
-    // Every node, since the first to start creates the consumers.
-    let no_redelivery = [("CODEBEAKER_NATS__ACK_WAIT_SECS", "3600")];
-    let api = NodeProcess::start_with_env("api", &nats.url, 0, &no_redelivery).await;
-    let mut first = NodeProcess::start_with_env("worker", &nats.url, 1, &no_redelivery).await;
+    rescue_of_a_dead_nodes_job(&nats, |_| vec![], async_nats::ConnectOptions::new()).await;
+}
+
+/// The same rescue on a server with the shipped `nats/accounts.conf`: each node has only its
+/// role's rights, and the server logs no permission violation.
+#[tokio::test]
+async fn rescue_works_under_the_shipped_accounts() {
+    let nats = NatsServer::with_shipped_accounts();
+    let credentials = |role: &str| {
+        let user = if role == "api" { "api" } else { "worker" };
+        vec![
+            ("CODEBEAKER_NATS__USER", user.to_string()),
+            ("CODEBEAKER_NATS__PASSWORD", format!("change-me-{user}")),
+        ]
+    };
+    let observer = async_nats::ConnectOptions::with_user_and_password(
+        "worker".into(),
+        "change-me-worker".into(),
+    );
+    rescue_of_a_dead_nodes_job(&nats, credentials, observer).await;
+    let log = nats.log();
+    let violations: Vec<&str> = log.lines().filter(|l| l.contains("Violation")).collect();
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+/// A worker node dies while running a job, and (with an ack_wait of an hour) the stream would
+/// not deliver it again for ages: another worker node rescues it, and it completes there.
+async fn rescue_of_a_dead_nodes_job(
+    nats: &NatsServer,
+    credentials: impl Fn(&str) -> Vec<(&'static str, String)>,
+    observer: async_nats::ConnectOptions,
+) {
+    let start = |role: &'static str, workers| {
+        // Every node, since the first to start creates the consumers.
+        let mut env = credentials(role);
+        env.push(("CODEBEAKER_NATS__ACK_WAIT_SECS", "3600".into()));
+        async move {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            NodeProcess::start_with_env(role, &nats.url, workers, &env).await
+        }
+    };
+    let api = start("api", 0).await;
+    let mut first = start("worker", 1).await;
     let id = api
         .submit(json!({"language": "python", "code": "import time; time.sleep(2); print('rescued')", "timeout": 10}))
         .await;
@@ -244,7 +283,7 @@ async fn a_job_held_by_a_dead_node_and_never_redelivered_is_rescued_by_another()
     assert!(running_on_first);
     first.kill();
 
-    let second = NodeProcess::start_with_env("worker", &nats.url, 1, &no_redelivery).await;
+    let second = start("worker", 1).await;
     let record = api.final_record(&id, Duration::from_secs(60)).await;
     assert_eq!(record["status"], "completed", "{record}");
     assert_eq!(record["stdout"], "rescued\n");
@@ -261,8 +300,9 @@ async fn a_job_held_by_a_dead_node_and_never_redelivered_is_rescued_by_another()
     assert_eq!(rescues[0]["fields"]["execution_id"], id.as_str());
     assert_eq!(rescues[0]["fields"]["node"], first.node_id.as_str());
     // The original message was deleted and the copy acked: nothing is left to deliver.
+    let observer = observer.connect(&nats.url).await.unwrap();
     assert!(
-        stream_empties(&nats.url).await,
+        stream_empties(observer).await,
         "job messages left in the stream"
     );
 }
@@ -338,12 +378,15 @@ async fn a_copy_of_a_job_that_a_live_node_runs_is_left_to_that_node() {
         .iter()
         .any(|l| l["fields"]["message"] == "job left to the node running it");
     assert!(left, "the other node saw the copy and left it");
-    assert!(stream_empties(&nats.url).await, "the copy was never acked");
+    assert!(
+        stream_empties(async_nats::connect(&nats.url).await.unwrap()).await,
+        "the copy was never acked"
+    );
 }
 
 /// Whether every job message is acked (gone from the work-queue stream) within a few seconds.
-async fn stream_empties(url: &str) -> bool {
-    let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+async fn stream_empties(client: async_nats::Client) -> bool {
+    let js = async_nats::jetstream::new(client);
     eventually(Duration::from_secs(10), || async {
         let mut stream = js.get_stream("CODEBEAKER_JOBS").await.unwrap();
         stream.info().await.unwrap().state.messages == 0

@@ -60,18 +60,7 @@ async fn wrong_credentials_fail_at_once_and_say_so() {
 
 #[tokio::test]
 async fn the_documented_accounts_config_gives_each_role_what_it_needs_and_no_more() {
-    // The documented file as it is, but for its store_dir: the test server has its own.
-    let documented =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/nats/accounts.conf"))
-            .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("accounts.conf");
-    std::fs::write(
-        &conf,
-        documented.replace("store_dir: /var/lib/codebeaker/nats", ""),
-    )
-    .unwrap();
-    let nats = NatsServer::start_with(&["-c", conf.to_str().unwrap()]);
+    let nats = NatsServer::with_shipped_accounts();
     let as_user = |user: &str, password: &str| {
         let mut config = test_config(1);
         config.nats.url = Some(nats.url.clone());
@@ -124,5 +113,38 @@ async fn the_documented_accounts_config_gives_each_role_what_it_needs_and_no_mor
     assert!(
         got.is_err(),
         "a client publish on a queue subject went through"
+    );
+    // $JS.API is narrowed: neither node role may delete the job stream or purge the records.
+    for (user, password) in [("api", "change-me-api"), ("worker", "change-me-worker")] {
+        let node = async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
+            .connect(&nats.url)
+            .await
+            .unwrap();
+        let mut js = async_nats::jetstream::new(node);
+        // A refused request is dropped by the server, and so only times out.
+        js.set_timeout(Duration::from_millis(500));
+        let deleted = js.delete_stream("CODEBEAKER_JOBS").await;
+        assert!(deleted.is_err(), "{user} deleted the job stream");
+        let purged = js
+            .get_stream("KV_codebeaker-executions")
+            .await
+            .unwrap()
+            .purge()
+            .await;
+        assert!(purged.is_err(), "{user} purged the records");
+    }
+    let log = nats.log();
+    let log: String = log
+        .lines()
+        .filter(|l| !l.contains("STREAM.DELETE") && !l.contains("STREAM.PURGE"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let violations: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Violation") && !l.contains(r#"User "client""#))
+        .collect();
+    assert!(
+        violations.is_empty(),
+        "the nodes lack rights: {violations:#?}"
     );
 }

@@ -88,6 +88,8 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(self.dir.path())
+            .arg("-l")
+            .arg(self.dir.path().join("server.log"))
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -99,6 +101,26 @@ impl NatsServer {
             assert!(Instant::now() < deadline, "nats-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// What the server logged (for its permission violations, say).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// A server with the shipped `nats/accounts.conf`, as it is but for its store_dir.
+    pub fn with_shipped_accounts() -> NatsServer {
+        let documented =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/nats/accounts.conf"))
+                .unwrap();
+        let conf = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+        std::fs::write(
+            &conf,
+            documented.replace("store_dir: /var/lib/codebeaker/nats", ""),
+        )
+        .unwrap();
+        // Read at start; `restart` is not for this server.
+        Self::start_with(&["-c", conf.to_str().unwrap()])
     }
 
     pub fn stop(&mut self) {
