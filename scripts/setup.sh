@@ -41,6 +41,15 @@ install_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
 }
 
+# The Python HTTP clients the tests drive the API with (PyPI, or Debian's package where pip
+# may not install into the system Python).
+install_test_clients() {
+  if python3 -c 'import requests' 2>/dev/null; then say "test clients present: requests"; return; fi
+  say "installing the test clients: requests"
+  python3 -m pip install --quiet requests 2>/dev/null \
+    || DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-requests >/dev/null
+}
+
 # gVisor's runsc as a Docker runtime named "runsc" (ptrace platform: works without KVM;
 # network none: jobs have no network anyway).
 register_runsc() {
@@ -170,6 +179,7 @@ build_service_images() {
 need_root
 mkdir -p "$DATA_DIR"
 install_packages
+install_test_clients
 register_runsc
 start_dockerd
 build_base

@@ -151,3 +151,62 @@ fn a_bad_config_stops_the_process_at_start_naming_the_key() {
         assert!(stderr.contains(&format!("`{key}`")), "{toml}: {stderr}");
     }
 }
+
+/// Python's http.client and requests send the whole body before they read the answer: they
+/// must still read the 413 (or 411) JSON rather than a broken pipe.
+const PYTHON_CLIENTS: &str = r#"
+import http.client, json, sys, requests
+host, port = sys.argv[1], int(sys.argv[2])
+url = f"http://{host}:{port}/execute"
+big = json.dumps({"language": "python", "code": "x" * (8 << 20)}).encode()
+huge_stdin = json.dumps({"language": "python", "code": "print(1)", "stdin": "y" * (8 << 20)}).encode()
+over_stdin = json.dumps({"language": "python", "code": "print(1)", "stdin": "y" * (3 << 19)}).encode()
+def chunks():
+    for _ in range(64):
+        yield b"z" * (128 << 10)
+answers = []
+conn = http.client.HTTPConnection(host, port, timeout=30)
+for body in (big, huge_stdin, over_stdin):
+    conn.request("POST", "/execute", body=body, headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    answers.append(["http.client", r.status, json.loads(r.read())["error"]["code"]])
+    if r.will_close:
+        conn.close()
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+for body in (big, huge_stdin, over_stdin, chunks()):
+    r = requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=30)
+    answers.append(["requests", r.status_code, r.json()["error"]["code"]])
+print(json.dumps(answers))
+"#;
+
+#[tokio::test]
+async fn clients_that_send_all_of_an_oversized_body_still_read_the_answer() {
+    let node = TestNode::start(1).await;
+    let addr = node.node().addr;
+    let out = tokio::process::Command::new("python3")
+        .args([
+            "-c",
+            PYTHON_CLIENTS,
+            &addr.ip().to_string(),
+            &addr.port().to_string(),
+        ])
+        .output()
+        .await
+        .expect("python3 runs (scripts/setup.sh installs requests)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expected = json!([
+        ["http.client", 413, "body_too_large"],
+        ["http.client", 413, "body_too_large"],
+        ["http.client", 413, "too_large"],
+        ["requests", 413, "body_too_large"],
+        ["requests", 413, "body_too_large"],
+        ["requests", 413, "too_large"],
+        ["requests", 411, "length_required"],
+    ]);
+    assert_eq!(answers, expected);
+}

@@ -6,6 +6,7 @@ pub mod executions;
 mod guard;
 mod observe;
 pub mod server;
+mod unread;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -19,6 +19,7 @@ use warp::reply::{Reply, Response};
 use warp::Filter;
 
 use super::observe::Observation;
+use super::unread::{self, Shared};
 
 /// The address a request's connection came from.
 #[derive(Debug, Clone, Copy)]
@@ -71,7 +72,7 @@ async fn handle<S>(
     mut request: hyper::Request<Incoming>,
 ) -> Result<Response, Infallible>
 where
-    S: Service<hyper::Request<Incoming>, Response = Response, Error = Infallible>,
+    S: Service<hyper::Request<Shared>, Response = Response, Error = Infallible>,
 {
     let observation = Observation::start(&node, &request);
     let extensions = request.extensions_mut();
@@ -79,6 +80,10 @@ where
     // warp's own `addr::remote()` is filled only by warp's server; this is ours.
     extensions.insert(Peer(peer));
     let span = observation.span.clone();
-    let response = routes.call(request).instrument(span).await?;
+    let (request, leftover) = unread::keep(request);
+    let response = routes.call(request).instrument(span.clone()).await?;
+    if !leftover.drain().await {
+        span.in_scope(|| tracing::debug!("the unread request body did not end in time; closing"));
+    }
     Ok(observation.finish(response))
 }
