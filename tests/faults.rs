@@ -266,12 +266,7 @@ async fn a_frozen_docker_during_a_respawn_stops_neither_the_heartbeat_nor_leaves
         json!({"language": "python", "code": code, "timeout": 60}),
     )
     .await;
-    let running = eventually(Duration::from_secs(15), || async {
-        let (_, body) = node.get(&format!("/execution/{id}")).await;
-        body.contains(r#""status":"running""#)
-    })
-    .await;
-    assert!(running);
+    assert!(common::until_running(&node, &id, Duration::from_secs(15)).await);
     // Another worker node, which would take the job over if this node looked dead.
     let other = TestNode::join(on_nats(1), Role::Worker).await;
 

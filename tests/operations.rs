@@ -6,7 +6,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use codebeaker::node::{Node, Role};
-use common::{eventually, final_record, test_config, NatsServer, NodeProcess, TestNode};
+use common::{
+    eventually, final_record, test_config, until_running, NatsServer, NodeProcess, TestNode,
+};
 use serde_json::{json, Value};
 
 async fn submit(node: &TestNode, request: Value) -> String {
@@ -103,12 +105,7 @@ async fn under_a_backlog_high_priority_jobs_run_before_the_waiting_low_ones() {
         json!({"language": "python", "code": "import time; time.sleep(2)"}),
     )
     .await;
-    let running = eventually(Duration::from_secs(10), || async {
-        let (_, body) = node.get(&format!("/execution/{blocker}")).await;
-        body.contains(r#""status":"running""#)
-    })
-    .await;
-    assert!(running);
+    assert!(until_running(&node, &blocker, Duration::from_secs(10)).await);
     let mut low = Vec::new();
     for i in 0..8 {
         let job = json!({"language": "python", "code": format!("print({i})"), "priority": "low"});
@@ -322,12 +319,7 @@ async fn a_cancel_during_a_drain_still_reaches_the_running_job() {
         json!({"language": "python", "code": code, "timeout": 55}),
     )
     .await;
-    let running = eventually(Duration::from_secs(15), || async {
-        let (_, body) = api.get(&format!("/execution/{id}")).await;
-        body.contains(r#""status":"running""#)
-    })
-    .await;
-    assert!(running);
+    assert!(until_running(&api, &id, Duration::from_secs(15)).await);
 
     // The worker node drains: its job may run for up to a minute more...
     let started = Instant::now();

@@ -409,6 +409,15 @@ where
     false
 }
 
+/// Polls GET /execution/{id} until the job is running; false if it is not within `limit`.
+pub async fn until_running(node: &TestNode, id: &str, limit: Duration) -> bool {
+    eventually(limit, || async {
+        let (_, body) = node.get(&format!("/execution/{id}")).await;
+        body.contains(r#""status":"running""#)
+    })
+    .await
+}
+
 /// Polls GET /execution/{id} until the record is final.
 pub async fn final_record(node: &TestNode, id: &str, limit: Duration) -> Value {
     let deadline = Instant::now() + limit;
