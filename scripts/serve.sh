@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 echo "[serve] building codebeaker (release)"
 cargo build --release --quiet
-exec target/release/codebeaker serve "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/codebeaker" serve "$@"

@@ -133,7 +133,7 @@ build_executor() {
   say "building the cell executor (cargo build --release -p codebeaker-cell)"
   cargo build --release --quiet -p codebeaker-cell --features executor
   mkdir -p "$DATA_DIR/cell"
-  cp target/release/codebeaker-cell "$DATA_DIR/cell/codebeaker-cell"
+  cp "${CARGO_TARGET_DIR:-target}/release/codebeaker-cell" "$DATA_DIR/cell/codebeaker-cell"
   cp docker/cell/Dockerfile "$DATA_DIR/cell/Dockerfile"
 }
 

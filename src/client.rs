@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::api::ErrorBody;
+use crate::app::ErrorBody;
 use crate::config::NatsConfig;
 use crate::languages::LanguageInfo;
 use crate::model::{ExecuteRequest, ExecutionRecord};

@@ -1,15 +1,15 @@
 //! CodeBeaker runs untrusted code in hardened, throw-away Docker containers.
 //!
 //! Map of the crate, in the order a request travels:
-//! - [`api`]: the HTTP accept loop that gives each request its id, span and metrics; warp
-//!   routes (`/execute`, `/execute/async`, `/execution/{id}`, `/languages`, `/workers`, health,
-//!   readiness, metrics); what they share with NATS request/reply; and the one place where
-//!   errors become responses.
+//! - [`api`]: the REST adapter: the HTTP accept loop that gives each request its id, span and
+//!   metrics; the one route table; warp handlers; where errors become HTTP responses.
+//! - [`nats_api`]: the NATS request/reply adapter (`codebeaker.execute`, ...).
+//! - [`app`]: the application layer every adapter calls (submit, wait, get, cancel, ...), its
+//!   errors and the one table mapping them to HTTP and NATS answers.
 //! - [`model`]: the request, the execution record and its statuses; request validation.
 //! - [`languages`]: language definitions, loaded from `languages.toml` (data, not code).
 //! - [`queue`]: NATS JetStream between API and workers: job stream, records in KV, node
-//!   heartbeats, the rescue of jobs the stream lost, the pull loop, request/reply, the
-//!   embedded nats-server.
+//!   heartbeats, the rescue of jobs the stream lost, the pull loop, the embedded nats-server.
 //! - [`actors`]: the per-node actor tree: Supervisor (health checks, autoscaling), WorkerActor,
 //!   RuntimeActor (warm pool), MetricsActor.
 //! - [`sandbox`]: Docker through bollard: hardened container spec, limits, output capture.
@@ -20,11 +20,13 @@
 
 pub mod actors;
 pub mod api;
+pub mod app;
 pub mod bench;
 pub mod client;
 pub mod config;
 pub mod languages;
 pub mod model;
+pub mod nats_api;
 pub mod node;
 pub mod queue;
 pub mod sandbox;

@@ -15,10 +15,12 @@ use crate::actors::heartbeat::{Beat, Heartbeat};
 use crate::actors::supervisor::{self, NodeStatus, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::actors::{names, NodeContext, WorkerContext};
 use crate::api::{self, ApiState};
+use crate::app::Executions;
 use crate::config::{Config, ConfigError};
 use crate::languages::{Languages, LanguagesError};
+use crate::nats_api;
 use crate::queue::embedded::{EmbeddedError, EmbeddedNats};
-use crate::queue::{consumer, rescue, service, Queue, QueueError};
+use crate::queue::{consumer, rescue, Queue, QueueError};
 use crate::sandbox::{Sandbox, SandboxError};
 
 /// Which halves of CodeBeaker a node runs.
@@ -184,6 +186,7 @@ impl Node {
         let (stop_server, server_stopped) = oneshot::channel::<()>();
         let state = Arc::new(ApiState {
             ctx: ctx.clone(),
+            executions: Executions::new(ctx.clone()),
             supervisor: supervisor.clone(),
         });
         let server = tokio::spawn(api::server::serve(
@@ -337,7 +340,9 @@ async fn start_services(
     let (stop_after_drain, drained) = watch::channel(false);
     let mut tasks = Vec::new();
     if role.has_api() {
-        match service::start(ctx.clone(), intake_stopped.clone()).await {
+        let client = ctx.queue.client.clone();
+        let app = Executions::new(ctx.clone());
+        match nats_api::start(client, app, &ctx.config.nats, intake_stopped.clone()).await {
             Ok(task) => tasks.push(task),
             Err(e) => {
                 heartbeat.stop().await;

@@ -1,10 +1,11 @@
-//! REST API (warp). A request reads top to bottom: parse, validate, enqueue, wait for the
-//! record, reply. [`executions`] holds what REST and NATS request/reply share.
+//! The REST adapter (warp). A request reads top to bottom: the accept loop looks it up in the
+//! route table ([`routes`]), a handler parses it, the application layer ([`crate::app`]) does
+//! the work, the handler answers. Health, readiness and metrics are the node's own.
 
 mod error;
-pub mod executions;
 mod guard;
 mod observe;
+pub mod routes;
 pub mod server;
 mod unread;
 
@@ -20,17 +21,17 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
-pub use error::{ApiError, ErrorBody};
-pub use observe::RequestId;
-
 use crate::actors::metrics::MetricsMsg;
 use crate::actors::supervisor::{self, SupervisorMsg};
 use crate::actors::{lookup, names, NodeContext};
+use crate::app::{AppError, Executions, RequestId};
 use crate::model::{ExecuteRequest, ExecutionRecord};
 use crate::queue::Cancelled;
+use routes::{plain, with_param, Route};
 
 pub struct ApiState {
     pub ctx: Arc<NodeContext>,
+    pub executions: Executions,
     pub supervisor: ActorRef<SupervisorMsg>,
 }
 
@@ -45,18 +46,9 @@ pub fn routes(
         let state = state.clone();
         warp::any().map(move || state.clone())
     };
-    let health = warp::path!("health")
-        .and(warp::get())
-        .and(with_state.clone())
-        .then(health);
-    let ready = warp::path!("ready")
-        .and(warp::get())
-        .and(with_state.clone())
-        .then(ready);
-    let metrics = warp::path!("metrics")
-        .and(warp::get())
-        .and(with_state.clone())
-        .then(metrics);
+    let health = plain(Route::Health).and(with_state.clone()).then(health);
+    let ready = plain(Route::Ready).and(with_state.clone()).then(ready);
+    let metrics = plain(Route::Metrics).and(with_state.clone()).then(metrics);
     let mut all: Routes = health.or(ready).unify().or(metrics).unify().boxed();
     if with_executions {
         all = all.or(execution_routes(state.clone())).unify().boxed();
@@ -75,43 +67,37 @@ pub fn routes(
 fn execution_routes(state: Arc<ApiState>) -> Routes {
     let max_body = state.ctx.config.limits.max_body_bytes.bytes();
     let guard = Arc::new(guard::Guard::new(&state.ctx.config.api)).filter();
-    let with_state = warp::any().map(move || state.clone());
+    let with_app = warp::any().map(move || state.executions.clone());
     // Set by the server before any route runs (see `server`).
     let request_id = warp::ext::get::<RequestId>();
     let body = warp::body::content_length_limit(max_body).and(warp::body::bytes());
-    let execute = warp::path!("execute")
-        .and(warp::post())
+    let execute = plain(Route::Execute)
         .and(guard.clone())
         .and(body)
         .and(request_id)
-        .and(with_state.clone())
+        .and(with_app.clone())
         .then(execute);
-    let execute_async = warp::path!("execute" / "async")
-        .and(warp::post())
+    let execute_async = plain(Route::ExecuteAsync)
         .and(guard.clone())
         .and(body)
         .and(request_id)
-        .and(with_state.clone())
+        .and(with_app.clone())
         .then(execute_async);
-    let get = warp::path!("execution" / String)
-        .and(warp::get())
+    let get = with_param(Route::Execution)
         .and(guard.clone())
-        .and(with_state.clone())
+        .and(with_app.clone())
         .then(get_execution);
-    let cancel = warp::path!("execution" / String)
-        .and(warp::delete())
+    let cancel = with_param(Route::Cancel)
         .and(guard.clone())
-        .and(with_state.clone())
+        .and(with_app.clone())
         .then(cancel_execution);
-    let workers = warp::path!("workers")
-        .and(warp::get())
+    let workers = plain(Route::Workers)
         .and(guard.clone())
-        .and(with_state.clone())
+        .and(with_app.clone())
         .then(workers);
-    let languages = warp::path!("languages")
-        .and(warp::get())
+    let languages = plain(Route::Languages)
         .and(guard)
-        .and(with_state)
+        .and(with_app)
         .map(languages);
     execute
         .or(execute_async)
@@ -127,11 +113,11 @@ fn execution_routes(state: Arc<ApiState>) -> Routes {
         .boxed()
 }
 
-fn parse(body: &[u8]) -> Result<ExecuteRequest, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))
+fn parse(body: &[u8]) -> Result<ExecuteRequest, AppError> {
+    serde_json::from_slice(body).map_err(|e| AppError::InvalidJson(e.to_string()))
 }
 
-fn reply(result: Result<Response, ApiError>) -> Response {
+fn reply(result: Result<Response, AppError>) -> Response {
     result.unwrap_or_else(Reply::into_response)
 }
 
@@ -146,10 +132,10 @@ fn record_response(record: &ExecutionRecord) -> Response {
 }
 
 /// `POST /execute`: runs the code and answers with its record.
-async fn execute(body: Bytes, id: RequestId, state: Arc<ApiState>) -> Response {
+async fn execute(body: Bytes, id: RequestId, app: Executions) -> Response {
     reply(
         async {
-            let record = executions::run(&state.ctx, parse(&body)?, &id).await?;
+            let record = app.run(parse(&body)?, &id).await?;
             Ok(record_response(&record))
         }
         .await,
@@ -157,7 +143,7 @@ async fn execute(body: Bytes, id: RequestId, state: Arc<ApiState>) -> Response {
 }
 
 /// `POST /execute/async`: 202 with the execution id at once.
-async fn execute_async(body: Bytes, id: RequestId, state: Arc<ApiState>) -> Response {
+async fn execute_async(body: Bytes, id: RequestId, app: Executions) -> Response {
     #[derive(Serialize)]
     struct Accepted {
         execution_id: uuid::Uuid,
@@ -165,7 +151,7 @@ async fn execute_async(body: Bytes, id: RequestId, state: Arc<ApiState>) -> Resp
     }
     reply(
         async {
-            let record = executions::submit(&state.ctx, parse(&body)?, &id).await?;
+            let record = app.submit(parse(&body)?, &id).await?;
             let accepted = Accepted {
                 execution_id: record.execution_id,
                 status: record.status,
@@ -180,9 +166,9 @@ async fn execute_async(body: Bytes, id: RequestId, state: Arc<ApiState>) -> Resp
 }
 
 /// `GET /execution/{id}`.
-async fn get_execution(id: String, state: Arc<ApiState>) -> Response {
+async fn get_execution(id: String, app: Executions) -> Response {
     reply(
-        executions::get(&state.ctx, &id)
+        app.get(&id)
             .await
             .map(|r| warp::reply::json(&r).into_response()),
     )
@@ -190,20 +176,19 @@ async fn get_execution(id: String, state: Arc<ApiState>) -> Response {
 
 /// `DELETE /execution/{id}`: 200 with the cancelled record, 202 while the kill is under way,
 /// 409 when the job had already finished.
-async fn cancel_execution(id: String, state: Arc<ApiState>) -> Response {
-    reply(match executions::cancel(&state.ctx, &id).await {
+async fn cancel_execution(id: String, app: Executions) -> Response {
+    reply(match app.cancel(&id).await {
         Ok(Cancelled::Done(record)) | Ok(Cancelled::Requested(record)) => {
             Ok(record_response(&record))
         }
-        Ok(Cancelled::AlreadyFinished(record)) => Err(ApiError::AlreadyFinished(Box::new(record))),
+        Ok(Cancelled::AlreadyFinished(record)) => Err(AppError::AlreadyFinished(Box::new(record))),
         Err(e) => Err(e),
     })
 }
 
 /// `GET /languages`: what can run here, and under which limits.
-fn languages(state: Arc<ApiState>) -> Response {
-    let ctx = &state.ctx;
-    warp::reply::json(&ctx.languages.catalogue(&ctx.config.limits)).into_response()
+fn languages(app: Executions) -> Response {
+    warp::reply::json(&app.languages()).into_response()
 }
 
 #[derive(Serialize)]
@@ -228,7 +213,7 @@ async fn health(state: Arc<ApiState>) -> Response {
             restarts: s.restarts,
         })
         .into_response(),
-        _ => ApiError::Unavailable("the node's supervisor does not answer".into()).into_response(),
+        _ => AppError::Unavailable("the node's supervisor does not answer".into()).into_response(),
     }
 }
 
@@ -236,7 +221,7 @@ async fn health(state: Arc<ApiState>) -> Response {
 /// node that runs jobs, Docker answers. A node that is not ready takes no jobs.
 async fn ready(state: Arc<ApiState>) -> Response {
     use async_nats::connection::State;
-    let not_ready = |why: String| ApiError::NotReady(why).into_response();
+    let not_ready = |why: String| AppError::NotReady(why).into_response();
     let Some(status) = supervisor::status(&state.supervisor).await else {
         return not_ready("the node's supervisor does not answer".into());
     };
@@ -251,9 +236,9 @@ async fn ready(state: Arc<ApiState>) -> Response {
 }
 
 /// `GET /workers`: the nodes of the cluster, from their heartbeats.
-async fn workers(state: Arc<ApiState>) -> Response {
+async fn workers(app: Executions) -> Response {
     reply(
-        executions::cluster(&state.ctx)
+        app.cluster()
             .await
             .map(|nodes| warp::reply::json(&nodes).into_response()),
     )
@@ -267,7 +252,7 @@ async fn metrics(state: Arc<ApiState>) -> Response {
                 .call(MetricsMsg::Render, Some(Duration::from_secs(2)))
                 .await
         }
-        None => return ApiError::Unavailable("metrics are restarting".into()).into_response(),
+        None => return AppError::Unavailable("metrics are restarting".into()).into_response(),
     };
     match rendered {
         Ok(CallResult::Success(text)) => warp::reply::with_header(
@@ -276,6 +261,6 @@ async fn metrics(state: Arc<ApiState>) -> Response {
             "text/plain; version=0.0.4",
         )
         .into_response(),
-        _ => ApiError::Unavailable("metrics do not answer".into()).into_response(),
+        _ => AppError::Unavailable("metrics do not answer".into()).into_response(),
     }
 }

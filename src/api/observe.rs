@@ -1,32 +1,15 @@
 //! Every response gets `X-Request-ID` (the client's, when it is a sane token, else a new UUID)
 //! and `X-Response-Time`; every request is counted by method, route template and status.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use warp::http::{HeaderValue, Method, Request};
 use warp::reply::Response;
 
+use super::routes::Lookup;
 use crate::actors::metrics::MetricsMsg;
 use crate::actors::{lookup, names};
-
-/// The id that follows a request through logs, NATS headers and the worker that runs its job.
-#[derive(Clone, Debug)]
-pub struct RequestId(Arc<str>);
-
-impl RequestId {
-    /// The client's id when it is sane, else a new UUID.
-    pub fn from_client(id: Option<&str>) -> RequestId {
-        match id.filter(|id| sane(id)) {
-            Some(id) => RequestId(id.into()),
-            None => RequestId(uuid::Uuid::new_v4().to_string().into()),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+use crate::app::request_id::{RequestId, HEADER};
 
 /// One request in flight, from its arrival to its response. Dropped unfinished (the client
 /// went away mid-request), it still counts the request as ended, so that the in-flight gauge
@@ -43,10 +26,10 @@ pub struct Observation {
 }
 
 impl Observation {
-    pub fn start<B>(node: &str, request: &Request<B>) -> Observation {
+    pub fn start<B>(node: &str, request: &Request<B>, route: &Lookup) -> Observation {
         let request_id =
             RequestId::from_client(request.headers().get(HEADER).and_then(|v| v.to_str().ok()));
-        let route = route_template(request.uri().path());
+        let route = route.label();
         let span = tracing::info_span!(
             "request",
             request_id = request_id.as_str(),
@@ -128,55 +111,5 @@ fn method_label(method: &Method) -> &'static str {
         Method::OPTIONS => "OPTIONS",
         Method::PATCH => "PATCH",
         _ => "other",
-    }
-}
-
-/// The header that carries a request id, over HTTP and NATS alike.
-pub const HEADER: &str = "x-request-id";
-
-/// Routes as templates, so that ids do not each become a metric label.
-fn route_template(path: &str) -> &'static str {
-    match path {
-        "/execute" => "/execute",
-        "/execute/async" => "/execute/async",
-        "/languages" => "/languages",
-        "/health" => "/health",
-        "/ready" => "/ready",
-        "/workers" => "/workers",
-        "/metrics" => "/metrics",
-        p if p.starts_with("/execution/") => "/execution/{id}",
-        _ => "other",
-    }
-}
-
-/// A client's request id is kept when it is a short token of safe characters.
-fn sane(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_become_templates() {
-        assert_eq!(
-            route_template("/execution/0e286953-fa59-4652-8583-aa28e9f1ab75"),
-            "/execution/{id}"
-        );
-        assert_eq!(route_template("/execute"), "/execute");
-        assert_eq!(route_template("/wp-admin"), "other");
-    }
-
-    #[test]
-    fn only_sane_request_ids_are_echoed() {
-        assert!(sane("req-42_a.b:c"));
-        assert!(!sane(""));
-        assert!(!sane("has space"));
-        assert!(!sane(&"x".repeat(129)));
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP accept loop. Hand-written rather than `warp::serve`, because each request needs
-//! its id set before the routes run (handlers hand it on to the queue) and its span around
-//! the whole handling; warp's own server has no place for either.
+//! its id and its row of the route table set before the routes run (handlers hand the id on
+//! to the queue) and its span around the whole handling; warp's own server has no place for
+//! either.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use warp::reply::{Reply, Response};
 use warp::Filter;
 
 use super::observe::Observation;
+use super::routes::Lookup;
 use super::unread::{self, Shared};
 
 /// The address a request's connection came from.
@@ -74,8 +76,10 @@ async fn handle<S>(
 where
     S: Service<hyper::Request<Shared>, Response = Response, Error = Infallible>,
 {
-    let observation = Observation::start(&node, &request);
+    let route = Lookup::of(request.method(), request.uri().path());
+    let observation = Observation::start(&node, &request, &route);
     let extensions = request.extensions_mut();
+    extensions.insert(route);
     extensions.insert(observation.request_id.clone());
     // warp's own `addr::remote()` is filled only by warp's server; this is ours.
     extensions.insert(Peer(peer));

@@ -1,5 +1,5 @@
-//! NATS: the durable job queue between API and workers, the execution records, request/reply,
-//! and the embedded server.
+//! NATS: the durable job queue between API and workers, the execution records, and the
+//! embedded server.
 //!
 //! - [`jetstream`]: stream, consumers, KV bucket set-up; the delivery handle workers ack with.
 //! - [`records`]: execution records in KV (create, compare-and-set, watch).
@@ -9,7 +9,6 @@
 //! - [`ownership`]: who may run a job and write its record: the protocol's pure decisions,
 //!   its invariants, and property tests over interleavings.
 //! - [`rescue`]: publishes again the jobs the stream would never deliver again.
-//! - [`service`]: request/reply on `codebeaker.execute` and `codebeaker.languages`.
 //! - [`embedded`]: the `nats-server -js` child that `serve` runs when no URL is configured.
 
 pub mod consumer;
@@ -19,7 +18,6 @@ pub mod nodes;
 pub mod ownership;
 pub mod records;
 pub mod rescue;
-pub mod service;
 pub mod waiters;
 
 use std::time::Duration;

@@ -1,0 +1,102 @@
+//! What can go wrong in the application, and the one table that maps each error to what
+//! every API answers: an HTTP status, a stable code and the field at fault. REST answers the
+//! status with the body; NATS request/reply sends the same body.
+//! `{"error": {"code": "...", "message": "...", "field": ...}}`.
+
+use http::StatusCode;
+use serde::Serialize;
+
+use uuid::Uuid;
+
+use crate::model::{ExecutionRecord, ValidationError};
+use crate::queue::QueueError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("the request body is not valid for this endpoint: {0}")]
+    InvalidJson(String),
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("`{0}` is not an execution id (a UUID)")]
+    BadId(String),
+    #[error("no execution {0}")]
+    NotFound(Uuid),
+    #[error("execution {} already finished ({})", .0.execution_id, .0.status.as_str())]
+    AlreadyFinished(Box<ExecutionRecord>),
+    #[error("the job queue is unavailable: {0}")]
+    Queue(#[from] QueueError),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("not ready: {0}")]
+    NotReady(String),
+}
+
+/// The error body, over HTTP and over NATS alike.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    pub error: Detail,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct Detail {
+    pub code: String,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl AppError {
+    pub fn parts(&self) -> (StatusCode, &'static str, Option<&'static str>) {
+        use ValidationError as V;
+        match self {
+            AppError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json", None),
+            AppError::Invalid(V::UnknownLanguage { .. }) => (
+                StatusCode::BAD_REQUEST,
+                "unknown_language",
+                Some("language"),
+            ),
+            AppError::Invalid(V::Invalid { field, .. }) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                Some(field),
+            ),
+            AppError::Invalid(V::TooLarge { field, .. }) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "too_large", Some(field))
+            }
+            AppError::Invalid(V::Limit(e)) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "limit_out_of_range",
+                Some(e.field),
+            ),
+            AppError::Invalid(V::Package { .. }) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "package_not_allowed",
+                Some("packages"),
+            ),
+            AppError::BadId(_) => (StatusCode::BAD_REQUEST, "invalid_id", Some("execution_id")),
+            AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
+            AppError::AlreadyFinished(_) => (StatusCode::CONFLICT, "already_finished", None),
+            AppError::Queue(_) => (StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable", None),
+            AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
+            AppError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", None),
+        }
+    }
+}
+
+impl AppError {
+    pub fn body(&self) -> ErrorBody {
+        let (_, code, field) = self.parts();
+        ErrorBody::new(code, self.to_string(), field)
+    }
+}
+
+impl ErrorBody {
+    pub fn new(code: &str, message: String, field: Option<&str>) -> ErrorBody {
+        ErrorBody {
+            error: Detail {
+                code: code.to_string(),
+                message,
+                field: field.map(str::to_string),
+            },
+        }
+    }
+}
