@@ -50,6 +50,18 @@ install_test_clients() {
     || DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-requests >/dev/null
 }
 
+# schemathesis (PyPI), in a venv of its own: CI runs it over every endpoint of /openapi.json.
+SCHEMATHESIS_VERSION=4.32.5
+install_schemathesis() {
+  local venv="$DATA_DIR/venv"
+  if "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    say "schemathesis $SCHEMATHESIS_VERSION present"; return
+  fi
+  say "installing schemathesis $SCHEMATHESIS_VERSION (PyPI) into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+}
+
 # gVisor's runsc as a Docker runtime named "runsc" (ptrace platform: works without KVM;
 # network none: jobs have no network anyway).
 register_runsc() {
@@ -180,6 +192,7 @@ need_root
 mkdir -p "$DATA_DIR"
 install_packages
 install_test_clients
+install_schemathesis
 register_runsc
 start_dockerd
 build_base

@@ -199,11 +199,20 @@ impl Sandbox {
     }
 
     /// Whether the kernel's OOM killer fired in a cell that ended without a report.
+    /// The attach stream can close before Docker records the container's end (seen under
+    /// gVisor, whose sandbox dies whole), so this waits up to 2 s for the container to stop.
     async fn oom_killed(&self, id: &str) -> bool {
-        match self.docker.inspect_container(id, None).await {
-            Ok(inspect) => inspect.state.and_then(|s| s.oom_killed).unwrap_or(false),
-            Err(_) => false,
+        for _ in 0..20 {
+            let Ok(inspect) = self.docker.inspect_container(id, None).await else {
+                return false;
+            };
+            let state = inspect.state.unwrap_or_default();
+            if state.oom_killed == Some(true) || state.running != Some(true) {
+                return state.oom_killed.unwrap_or(false);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+        false
     }
 
     /// The OCI runtime a job runs under: its language's choice, else the deployment's.
