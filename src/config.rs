@@ -296,7 +296,7 @@ impl Default for DockerConfig {
 }
 
 /// A limit's default (what a request gets when it names none) and the range it may ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Bounded<T> {
     pub default: T,

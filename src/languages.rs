@@ -65,7 +65,7 @@ pub struct LanguageLimits {
 }
 
 /// What clients are told about a language (`GET /languages`, `codebeaker.languages`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LanguageInfo {
     pub name: String,
     pub aliases: Vec<String>,
@@ -76,7 +76,7 @@ pub struct LanguageInfo {
     pub limits: LimitInfo,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LimitInfo {
     pub timeout: Bounded<f64>,
     pub cpu_time: Bounded<f64>,

@@ -11,7 +11,7 @@ use crate::sandbox::limits::{ByteSize, LimitError, Limits, Policy, Requested};
 
 /// `POST /execute` body. Unknown fields are refused so that a client never believes a field
 /// it sent (say `files` or `args`) took effect when this server does not support it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecuteRequest {
     pub language: String,
@@ -52,7 +52,7 @@ pub struct ExecuteRequest {
     pub packages: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceFile {
     /// Relative path inside the work dir, e.g. `util.py` or `pkg/helper.c`.
@@ -62,7 +62,7 @@ pub struct SourceFile {
     pub encoding: Encoding,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     #[default]
@@ -78,7 +78,9 @@ pub struct JobFile {
     pub content: Vec<u8>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     High,
@@ -104,7 +106,7 @@ impl Priority {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Queued,
@@ -141,7 +143,7 @@ impl Status {
 }
 
 /// The result of one execution, as clients see it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExecutionRecord {
     pub execution_id: Uuid,
     pub status: Status,
@@ -175,7 +177,7 @@ pub struct ExecutionRecord {
 }
 
 /// What the compile step printed and how it ended.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CompileResult {
     pub stdout: String,
     pub stderr: String,

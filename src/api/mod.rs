@@ -5,6 +5,7 @@
 mod error;
 mod guard;
 mod observe;
+pub mod openapi;
 pub mod routes;
 pub mod server;
 mod unread;
@@ -24,8 +25,10 @@ use warp::Filter;
 use crate::actors::metrics::MetricsMsg;
 use crate::actors::supervisor::{self, SupervisorMsg};
 use crate::actors::{lookup, names, NodeContext};
-use crate::app::{AppError, Executions, RequestId};
+use crate::app::{AppError, ErrorBody, Executions, RequestId};
+use crate::languages::LanguageInfo;
 use crate::model::{ExecuteRequest, ExecutionRecord};
+use crate::queue::nodes::NodeEntry;
 use crate::queue::Cancelled;
 use routes::{plain, with_param, Route};
 
@@ -52,6 +55,7 @@ pub fn routes(
     let mut all: Routes = health.or(ready).unify().or(metrics).unify().boxed();
     if with_executions {
         all = all.or(execution_routes(state.clone())).unify().boxed();
+        all = all.or(docs_routes()).unify().boxed();
     }
     let origins = &state.ctx.config.api.cors_origins;
     if !origins.is_empty() {
@@ -113,6 +117,15 @@ fn execution_routes(state: Arc<ApiState>) -> Routes {
         .boxed()
 }
 
+/// The API's own description, unguarded like the API's shape always is.
+fn docs_routes() -> Routes {
+    let document = plain(Route::OpenApi).map(openapi::serve_document);
+    let page = plain(Route::Docs).and_then(|| async { openapi::serve_docs(None) });
+    let asset = with_param(Route::DocsAsset)
+        .and_then(|name: String| async move { openapi::serve_docs(Some(name)) });
+    document.or(page).unify().or(asset).unify().boxed()
+}
+
 fn parse(body: &[u8]) -> Result<ExecuteRequest, AppError> {
     serde_json::from_slice(body).map_err(|e| AppError::InvalidJson(e.to_string()))
 }
@@ -131,6 +144,11 @@ fn record_response(record: &ExecutionRecord) -> Response {
     warp::reply::with_status(warp::reply::json(record), status).into_response()
 }
 
+#[utoipa::path(post, path = "/execute", tag = "executions", request_body = ExecuteRequest,
+    responses(
+        (status = 200, description = "The program ran (or was refused by a limit): its final record", body = ExecutionRecord),
+        (status = 202, description = "Still queued or running when the wait ran out: poll `GET /execution/{id}`", body = ExecutionRecord),
+    ))]
 /// `POST /execute`: runs the code and answers with its record.
 async fn execute(body: Bytes, id: RequestId, app: Executions) -> Response {
     reply(
@@ -142,13 +160,17 @@ async fn execute(body: Bytes, id: RequestId, app: Executions) -> Response {
     )
 }
 
+/// The answer to `POST /execute/async`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Accepted {
+    execution_id: uuid::Uuid,
+    status: crate::model::Status,
+}
+
+#[utoipa::path(post, path = "/execute/async", tag = "executions", request_body = ExecuteRequest,
+    responses((status = 202, description = "Queued", body = Accepted)))]
 /// `POST /execute/async`: 202 with the execution id at once.
 async fn execute_async(body: Bytes, id: RequestId, app: Executions) -> Response {
-    #[derive(Serialize)]
-    struct Accepted {
-        execution_id: uuid::Uuid,
-        status: crate::model::Status,
-    }
     reply(
         async {
             let record = app.submit(parse(&body)?, &id).await?;
@@ -165,6 +187,9 @@ async fn execute_async(body: Bytes, id: RequestId, app: Executions) -> Response 
     )
 }
 
+#[utoipa::path(get, path = "/execution/{id}", tag = "executions",
+    params(("id" = String, Path, description = "The execution id (a UUID)")),
+    responses((status = 200, description = "The record as it stands", body = ExecutionRecord)))]
 /// `GET /execution/{id}`.
 async fn get_execution(id: String, app: Executions) -> Response {
     reply(
@@ -174,6 +199,13 @@ async fn get_execution(id: String, app: Executions) -> Response {
     )
 }
 
+#[utoipa::path(delete, path = "/execution/{id}", tag = "executions",
+    params(("id" = String, Path, description = "The execution id (a UUID)")),
+    responses(
+        (status = 200, description = "Cancelled", body = ExecutionRecord),
+        (status = 202, description = "The kill is under way", body = ExecutionRecord),
+        (status = 409, description = "It had already finished", body = ErrorBody),
+    ))]
 /// `DELETE /execution/{id}`: 200 with the cancelled record, 202 while the kill is under way,
 /// 409 when the job had already finished.
 async fn cancel_execution(id: String, app: Executions) -> Response {
@@ -186,12 +218,14 @@ async fn cancel_execution(id: String, app: Executions) -> Response {
     })
 }
 
+#[utoipa::path(get, path = "/languages", tag = "executions",
+    responses((status = 200, description = "The languages and their limits", body = Vec<LanguageInfo>)))]
 /// `GET /languages`: what can run here, and under which limits.
 fn languages(app: Executions) -> Response {
     warp::reply::json(&app.languages()).into_response()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Health<'a> {
     status: &'a str,
     node: &'a str,
@@ -201,6 +235,14 @@ struct Health<'a> {
     restarts: u64,
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+struct Ready<'a> {
+    status: &'a str,
+    node: &'a str,
+}
+
+#[utoipa::path(get, path = "/health", tag = "node", security(()),
+    responses((status = 200, description = "Alive", body = Health)))]
 /// `GET /health`: liveness. The node is alive when its Supervisor answers.
 async fn health(state: Arc<ApiState>) -> Response {
     match supervisor::status(&state.supervisor).await {
@@ -217,6 +259,8 @@ async fn health(state: Arc<ApiState>) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/ready", tag = "node", security(()),
+    responses((status = 200, description = "Takes jobs", body = Ready)))]
 /// `GET /ready`: readiness. Ready when the Supervisor answers, NATS is connected and, on a
 /// node that runs jobs, Docker answers. A node that is not ready takes no jobs.
 async fn ready(state: Arc<ApiState>) -> Response {
@@ -231,10 +275,15 @@ async fn ready(state: Arc<ApiState>) -> Response {
     if let Some(why) = status.not_ready {
         return not_ready(format!("Docker is unreachable ({why})"));
     }
-    warp::reply::json(&serde_json::json!({"status": "ready", "node": state.ctx.node_id()}))
-        .into_response()
+    warp::reply::json(&Ready {
+        status: "ready",
+        node: state.ctx.node_id(),
+    })
+    .into_response()
 }
 
+#[utoipa::path(get, path = "/workers", tag = "node",
+    responses((status = 200, description = "The nodes of the cluster, from their heartbeats", body = Vec<NodeEntry>)))]
 /// `GET /workers`: the nodes of the cluster, from their heartbeats.
 async fn workers(app: Executions) -> Response {
     reply(
@@ -244,6 +293,8 @@ async fn workers(app: Executions) -> Response {
     )
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "node", security(()),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 /// `GET /metrics`: Prometheus text format.
 async fn metrics(state: Arc<ApiState>) -> Response {
     let rendered = match lookup::<MetricsMsg>(&names::metrics(state.ctx.node_id())) {

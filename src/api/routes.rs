@@ -69,7 +69,13 @@ pub enum Lookup {
 }
 
 impl Lookup {
+    /// HEAD is answered as GET (hyper sends no body for it).
     pub fn of(method: &Method, path: &str) -> Lookup {
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
         let mut wrong_method = None;
         for entry in TABLE {
             let Some(params) = matches(entry.template, path) else {
@@ -175,6 +181,13 @@ mod tests {
     #[test]
     fn the_method_and_every_segment_count() {
         assert_eq!(Lookup::of(&Method::POST, "/execute").label(), "/execute");
+        assert!(matches!(
+            Lookup::of(&Method::HEAD, "/docs"),
+            Lookup::Found {
+                route: Route::Docs,
+                ..
+            }
+        ));
         assert!(matches!(
             Lookup::of(&Method::GET, "/execute"),
             Lookup::WrongMethod {

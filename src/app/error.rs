@@ -32,12 +32,12 @@ pub enum AppError {
 }
 
 /// The error body, over HTTP and over NATS alike.
-#[derive(Debug, Serialize, serde::Deserialize)]
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: Detail,
 }
 
-#[derive(Debug, Serialize, serde::Deserialize)]
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Detail {
     pub code: String,
     pub message: String,

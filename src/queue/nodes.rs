@@ -19,7 +19,7 @@ pub const GONE_AFTER: Duration = Duration::from_secs(15);
 pub const KEPT_FOR: Duration = Duration::from_secs(600);
 
 /// A node as the cluster sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NodeEntry {
     pub id: String,
     pub role: String,
@@ -38,7 +38,7 @@ pub struct NodeEntry {
 }
 
 /// One job message a node holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Held {
     pub execution_id: uuid::Uuid,
     /// Its sequence in the job stream, where its message stays until acked.

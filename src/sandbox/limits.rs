@@ -82,6 +82,32 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// In the API document: a number of bytes, or a number with a binary suffix. Answers always
+/// carry the string form.
+impl utoipa::PartialSchema for ByteSize {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^\s*[0-9]+\s*[kKmMgG]?[iI]?[bB]?\s*$"))
+                    .examples(["128m"]),
+            )
+            .description(Some(
+                "bytes: an integer, or a number with k, m or g (binary: k = 1024), e.g. \"128m\"",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ByteSize {}
+
 /// The limits one job runs under, after defaults and bounds were applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
