@@ -104,15 +104,11 @@ fn add_errors(operation: &mut Operation, errors: &[(u16, &str)]) {
     for (status, description) in errors {
         let response = ResponseBuilder::new()
             .description(*description)
-            .content("application/json", Content::new(Some(error_schema())))
+            .content("application/json", Content::new(Some(ErrorBody::schema())))
             .build();
         let slot = operation.responses.responses.entry(status.to_string());
         slot.or_insert_with(|| RefOr::T(response));
     }
-}
-
-fn error_schema() -> RefOr<utoipa::openapi::schema::Schema> {
-    ErrorBody::schema()
 }
 
 /// `GET /openapi.json`.
@@ -121,8 +117,7 @@ pub fn serve_document() -> Response {
 }
 
 /// `GET /docs` and its assets, with the caching a browser may use: the page revalidates, the
-/// vendored files (fixed for a build) keep for a day.
-/// An unknown asset is the router's 404.
+/// vendored files (fixed for a build) keep for a day. An unknown asset is the router's 404.
 pub fn serve_docs(asset: Option<String>) -> Result<Response, warp::Rejection> {
     let name = asset.as_deref().unwrap_or("index.html");
     let (bytes, content_type) = asset_named(name).ok_or_else(warp::reject::not_found)?;

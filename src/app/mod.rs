@@ -41,10 +41,6 @@ impl Executions {
         Executions { ctx }
     }
 
-    pub fn node_id(&self) -> &str {
-        self.ctx.node_id()
-    }
-
     /// Validates and enqueues a request; returns the record as queued (or as it already
     /// stands, for a repeated execution id).
     pub async fn submit(
