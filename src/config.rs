@@ -242,6 +242,8 @@ pub struct LimitsConfig {
     pub compile_output_bytes: ByteSize,
     /// Largest request body; checked from Content-Length before the body is read.
     pub max_body_bytes: ByteSize,
+    /// Executions one `POST /batch` may carry.
+    pub max_batch: usize,
 }
 
 impl Default for Config {
@@ -355,6 +357,7 @@ impl Default for LimitsConfig {
             compile_timeout_secs: 10.0,
             compile_output_bytes: ByteSize::kib(64),
             max_body_bytes: ByteSize::mib(2),
+            max_batch: 20,
         }
     }
 }
@@ -416,6 +419,9 @@ impl Config {
                 "docker.user",
                 "must not be root (uid 0): jobs run as an unprivileged user, e.g. \"10001:10001\"",
             );
+        }
+        if self.limits.max_batch == 0 {
+            return invalid("limits.max_batch", "must be at least 1");
         }
         if self.docker.cell_max_jobs == 0 {
             return invalid("docker.cell_max_jobs", "must be at least 1");

@@ -189,6 +189,46 @@ pub struct CompileResult {
     pub duration_ms: u64,
 }
 
+/// `POST /batch` body: ordinary requests, each run as its own job.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    pub executions: Vec<ExecuteRequest>,
+    /// Answer once every execution is final (200 with the records), rather than at once.
+    #[serde(default)]
+    pub wait: bool,
+}
+
+/// A batch's executions as they stand: `GET /batch/{id}`, and `POST /batch` with `wait`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BatchRecord {
+    pub batch_id: Uuid,
+    pub executions: Vec<ExecutionRecord>,
+}
+
+/// A batch as accepted: its id and each execution's id and status.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BatchAccepted {
+    pub batch_id: Uuid,
+    pub executions: Vec<ExecutionRef>,
+}
+
+/// An execution's id and status, without its output.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ExecutionRef {
+    pub execution_id: Uuid,
+    pub status: Status,
+}
+
+impl From<&ExecutionRecord> for ExecutionRef {
+    fn from(record: &ExecutionRecord) -> ExecutionRef {
+        ExecutionRef {
+            execution_id: record.execution_id,
+            status: record.status,
+        }
+    }
+}
+
 /// A job as it travels on the job stream: what the client asked for, and nothing a worker
 /// must trust. Anyone who can publish on `codebeaker.jobs.*` can write one, so a worker takes
 /// the image, commands and runtime from its own `languages.toml` and resolves the limits within

@@ -25,9 +25,11 @@ use warp::Filter;
 use crate::actors::metrics::MetricsMsg;
 use crate::actors::supervisor::{self, SupervisorMsg};
 use crate::actors::{lookup, names, NodeContext};
-use crate::app::{AppError, ErrorBody, Executions, RequestId};
+use crate::app::{AppError, BatchOutcome, ErrorBody, Executions, RequestId};
 use crate::languages::LanguageInfo;
-use crate::model::{ExecuteRequest, ExecutionRecord};
+use crate::model::{
+    BatchAccepted, BatchRecord, BatchRequest, ExecuteRequest, ExecutionRecord, ExecutionRef,
+};
 use crate::queue::nodes::NodeEntry;
 use crate::queue::Cancelled;
 use routes::{plain, with_param, Route};
@@ -95,6 +97,16 @@ fn execution_routes(state: Arc<ApiState>) -> Routes {
         .and(guard.clone())
         .and(with_app.clone())
         .then(cancel_execution);
+    let batch = plain(Route::Batch)
+        .and(guard.clone())
+        .and(body)
+        .and(request_id)
+        .and(with_app.clone())
+        .then(submit_batch);
+    let batch_records = with_param(Route::BatchRecords)
+        .and(guard.clone())
+        .and(with_app.clone())
+        .then(get_batch);
     let workers = plain(Route::Workers)
         .and(guard.clone())
         .and(with_app.clone())
@@ -109,6 +121,10 @@ fn execution_routes(state: Arc<ApiState>) -> Routes {
         .or(get)
         .unify()
         .or(cancel)
+        .unify()
+        .or(batch)
+        .unify()
+        .or(batch_records)
         .unify()
         .or(workers)
         .unify()
@@ -126,7 +142,7 @@ fn docs_routes() -> Routes {
     document.or(page).unify().or(asset).unify().boxed()
 }
 
-fn parse(body: &[u8]) -> Result<ExecuteRequest, AppError> {
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     serde_json::from_slice(body).map_err(|e| AppError::InvalidJson(e.to_string()))
 }
 
@@ -141,7 +157,7 @@ fn record_response(record: &ExecutionRecord) -> Response {
     } else {
         StatusCode::ACCEPTED
     };
-    warp::reply::with_status(warp::reply::json(record), status).into_response()
+    json_with(record, status)
 }
 
 #[utoipa::path(post, path = "/execute", tag = "executions", request_body = ExecuteRequest,
@@ -160,28 +176,14 @@ async fn execute(body: Bytes, id: RequestId, app: Executions) -> Response {
     )
 }
 
-/// The answer to `POST /execute/async`.
-#[derive(Serialize, utoipa::ToSchema)]
-struct Accepted {
-    execution_id: uuid::Uuid,
-    status: crate::model::Status,
-}
-
 #[utoipa::path(post, path = "/execute/async", tag = "executions", request_body = ExecuteRequest,
-    responses((status = 202, description = "Queued", body = Accepted)))]
+    responses((status = 202, description = "Queued", body = ExecutionRef)))]
 /// `POST /execute/async`: 202 with the execution id at once.
 async fn execute_async(body: Bytes, id: RequestId, app: Executions) -> Response {
     reply(
         async {
             let record = app.submit(parse(&body)?, &id).await?;
-            let accepted = Accepted {
-                execution_id: record.execution_id,
-                status: record.status,
-            };
-            Ok(
-                warp::reply::with_status(warp::reply::json(&accepted), StatusCode::ACCEPTED)
-                    .into_response(),
-            )
+            Ok(json_with(&ExecutionRef::from(&record), StatusCode::ACCEPTED))
         }
         .await,
     )
@@ -216,6 +218,55 @@ async fn cancel_execution(id: String, app: Executions) -> Response {
         Ok(Cancelled::AlreadyFinished(record)) => Err(AppError::AlreadyFinished(Box::new(record))),
         Err(e) => Err(e),
     })
+}
+
+#[utoipa::path(post, path = "/batch", tag = "executions", request_body = BatchRequest,
+    responses(
+        (status = 200, description = "Asked to wait, and every execution is final: the records", body = BatchRecord),
+        (status = 202, description = "Queued (or not all final when the wait ran out): poll `GET /batch/{id}`", body = BatchAccepted),
+    ))]
+/// `POST /batch`: queues every execution as its own job. One refused request refuses the
+/// batch (its error names `executions[i]`), and nothing of it runs.
+async fn submit_batch(body: Bytes, id: RequestId, app: Executions) -> Response {
+    reply(
+        async {
+            Ok(match app.submit_batch(parse::<BatchRequest>(&body)?, &id).await? {
+                BatchOutcome::Finished(batch_id, executions) => json_with(
+                    &BatchRecord {
+                        batch_id,
+                        executions,
+                    },
+                    StatusCode::OK,
+                ),
+                BatchOutcome::Accepted(batch_id, records) => json_with(
+                    &BatchAccepted {
+                        batch_id,
+                        executions: records.iter().map(ExecutionRef::from).collect(),
+                    },
+                    StatusCode::ACCEPTED,
+                ),
+            })
+        }
+        .await,
+    )
+}
+
+#[utoipa::path(get, path = "/batch/{id}", tag = "executions",
+    params(("id" = String, Path, description = "The batch id (a UUID)")),
+    responses((status = 200, description = "Every execution's record as it stands", body = BatchRecord)))]
+/// `GET /batch/{id}`.
+async fn get_batch(id: String, app: Executions) -> Response {
+    reply(app.get_batch(&id).await.map(|(batch_id, executions)| {
+        warp::reply::json(&BatchRecord {
+            batch_id,
+            executions,
+        })
+        .into_response()
+    }))
+}
+
+fn json_with(body: &impl Serialize, status: StatusCode) -> Response {
+    warp::reply::with_status(warp::reply::json(body), status).into_response()
 }
 
 #[utoipa::path(get, path = "/languages", tag = "executions",

@@ -28,6 +28,8 @@ use crate::app::ErrorBody;
         super::execute_async,
         super::get_execution,
         super::cancel_execution,
+        super::submit_batch,
+        super::get_batch,
         super::languages,
         super::workers,
         super::health,
@@ -95,7 +97,7 @@ fn errors_of(method: &str, path: &str) -> Vec<(u16, &'static str)> {
     }
     if path.contains('{') {
         errors.push((400, "The id is not a UUID"));
-        errors.push((404, "No such execution"));
+        errors.push((404, "No such execution or batch"));
     }
     errors
 }

@@ -17,10 +17,17 @@ pub enum AppError {
     InvalidJson(String),
     #[error(transparent)]
     Invalid(#[from] ValidationError),
-    #[error("`{0}` is not an execution id (a UUID)")]
-    BadId(String),
-    #[error("no execution {0}")]
-    NotFound(Uuid),
+    #[error("`{given}` is not {} id (a UUID)", what.article())]
+    BadId { what: Thing, given: String },
+    #[error("no {} {id}", what.as_str())]
+    NotFound { what: Thing, id: Uuid },
+    /// One execution of a batch is refused, and with it the whole batch: nothing was queued.
+    #[error("executions[{index}]: {source}")]
+    InBatch {
+        index: usize,
+        #[source]
+        source: Box<AppError>,
+    },
     #[error("execution {} already finished ({})", .0.execution_id, .0.status.as_str())]
     AlreadyFinished(Box<ExecutionRecord>),
     #[error("the job queue is unavailable: {0}")]
@@ -42,6 +49,36 @@ pub struct Detail {
     pub code: String,
     pub message: String,
     pub field: Option<String>,
+}
+
+/// What an id names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Thing {
+    Execution,
+    Batch,
+}
+
+impl Thing {
+    fn as_str(self) -> &'static str {
+        match self {
+            Thing::Execution => "execution",
+            Thing::Batch => "batch",
+        }
+    }
+
+    fn article(self) -> &'static str {
+        match self {
+            Thing::Execution => "an execution",
+            Thing::Batch => "a batch",
+        }
+    }
+
+    fn field(self) -> &'static str {
+        match self {
+            Thing::Execution => "execution_id",
+            Thing::Batch => "batch_id",
+        }
+    }
 }
 
 impl AppError {
@@ -72,8 +109,11 @@ impl AppError {
                 "package_not_allowed",
                 Some("packages"),
             ),
-            AppError::BadId(_) => (StatusCode::BAD_REQUEST, "invalid_id", Some("execution_id")),
-            AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
+            AppError::BadId { what, .. } => {
+                (StatusCode::BAD_REQUEST, "invalid_id", Some(what.field()))
+            }
+            AppError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found", None),
+            AppError::InBatch { source, .. } => source.parts(),
             AppError::AlreadyFinished(_) => (StatusCode::CONFLICT, "already_finished", None),
             AppError::Queue(_) => (StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable", None),
             AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),

@@ -5,9 +5,11 @@
 //! adapter (parse, answer) → [`Executions`] (validate, enqueue, wait) → queue (stream, records)
 //! → a worker's actors → sandbox.
 //!
+//! - [`batch`]: many executions submitted, waited for and read as one.
 //! - [`error`]: what can go wrong, and the one table mapping it to HTTP and NATS answers.
 //! - [`request_id`]: the id that follows a request everywhere.
 
+pub mod batch;
 pub mod error;
 pub mod request_id;
 
@@ -16,7 +18,8 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-pub use error::{AppError, ErrorBody};
+pub use batch::BatchOutcome;
+pub use error::{AppError, ErrorBody, Thing};
 pub use request_id::RequestId;
 
 use crate::actors::NodeContext;
@@ -90,21 +93,27 @@ impl Executions {
     }
 
     pub async fn get(&self, id: &str) -> Result<ExecutionRecord, AppError> {
-        let id = parse_id(id)?;
+        let id = parse_id(id, Thing::Execution)?;
         match self.ctx.queue.records.get(&id).await? {
             Some(found) => Ok(found.record),
-            None => Err(AppError::NotFound(id)),
+            None => Err(AppError::NotFound {
+                what: Thing::Execution,
+                id,
+            }),
         }
     }
 
     /// Cancels; the answer says whether the job is now cancelled, or was already finished.
     pub async fn cancel(&self, id: &str) -> Result<Cancelled, AppError> {
-        let id = parse_id(id)?;
+        let id = parse_id(id, Thing::Execution)?;
         self.ctx
             .queue
             .cancel(&id, CANCEL_PATIENCE)
             .await?
-            .ok_or(AppError::NotFound(id))
+            .ok_or(AppError::NotFound {
+                what: Thing::Execution,
+                id,
+            })
     }
 
     /// The nodes alive in the cluster.
@@ -118,6 +127,9 @@ impl Executions {
     }
 }
 
-fn parse_id(id: &str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(id).map_err(|_| AppError::BadId(id.to_string()))
+fn parse_id(id: &str, what: Thing) -> Result<Uuid, AppError> {
+    Uuid::parse_str(id).map_err(|_| AppError::BadId {
+        what,
+        given: id.to_string(),
+    })
 }

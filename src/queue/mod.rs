@@ -3,6 +3,7 @@
 //!
 //! - [`jetstream`]: stream, consumers, KV bucket set-up; the delivery handle workers ack with.
 //! - [`records`]: execution records in KV (create, compare-and-set, watch).
+//! - [`batches`]: which executions each batch holds.
 //! - [`waiters`]: one watch per node over the records, handing final ones to waiting requests.
 //! - [`consumer`]: the worker node's pull loop, taking only as many jobs as workers are free.
 //! - [`nodes`]: heartbeats and the cluster view.
@@ -11,6 +12,7 @@
 //! - [`rescue`]: publishes again the jobs the stream would never deliver again.
 //! - [`embedded`]: the `nats-server -js` child that `serve` runs when no URL is configured.
 
+pub mod batches;
 pub mod consumer;
 pub mod embedded;
 pub mod jetstream;
@@ -28,6 +30,7 @@ use uuid::Uuid;
 
 use crate::config::NatsConfig;
 use crate::model::{ExecutionRecord, Job, Priority, Status};
+use batches::Batches;
 use records::Records;
 use waiters::Waiters;
 
@@ -38,6 +41,7 @@ pub mod names {
     pub const STREAM: &str = "CODEBEAKER_JOBS";
     pub const EXECUTIONS: &str = "codebeaker-executions";
     pub const NODES: &str = "codebeaker-nodes";
+    pub const BATCHES: &str = "codebeaker-batches";
     pub const EXECUTE: &str = "codebeaker.execute";
     pub const LANGUAGES: &str = "codebeaker.languages";
     pub const WORKERS: &str = "codebeaker.workers";
@@ -112,6 +116,7 @@ pub struct Queue {
     pub client: async_nats::Client,
     pub js: async_nats::jetstream::Context,
     pub records: Records,
+    pub batches: Batches,
     /// Where sync requests and cancels wait for final records.
     pub waiters: Waiters,
     pub nodes: kv::Store,
@@ -140,7 +145,7 @@ impl Queue {
         let deadline = tokio::time::Instant::now() + patience;
         let client = connect_with_patience(url, config, patience).await?;
         let js = async_nats::jetstream::new(client.clone());
-        let (records, nodes) = loop {
+        let (records, batches, nodes) = loop {
             match prepare(&js, config).await {
                 Ok(ready) => break ready,
                 Err(e) if tokio::time::Instant::now() < deadline => {
@@ -155,6 +160,7 @@ impl Queue {
             js,
             waiters: Waiters::new(records.clone()),
             records,
+            batches,
             nodes,
             config: config.clone(),
         })
@@ -276,19 +282,16 @@ impl Queue {
 async fn prepare(
     js: &async_nats::jetstream::Context,
     config: &NatsConfig,
-) -> Result<(Records, kv::Store), QueueError> {
+) -> Result<(Records, Batches, kv::Store), QueueError> {
     jetstream::ensure_stream(js, config).await?;
     // Every node, not only workers, so that the backlog can be read before a worker joins.
     jetstream::consumers(js, config).await?;
-    let executions = jetstream::ensure_kv(
-        js,
-        names::EXECUTIONS,
-        Duration::from_secs(config.records_max_age_secs),
-        config.replicas,
-    )
-    .await?;
+    let records_age = Duration::from_secs(config.records_max_age_secs);
+    let executions =
+        jetstream::ensure_kv(js, names::EXECUTIONS, records_age, config.replicas).await?;
+    let batches = jetstream::ensure_kv(js, names::BATCHES, records_age, config.replicas).await?;
     let nodes = jetstream::ensure_kv(js, names::NODES, nodes::KEPT_FOR, config.replicas).await?;
-    Ok((Records::new(executions), nodes))
+    Ok((Records::new(executions), Batches::new(batches), nodes))
 }
 
 async fn connect_with_patience(

@@ -1,0 +1,105 @@
+//! Batches: up to `limits.max_batch` ordinary requests, validated together (one bad request
+//! refuses the batch, so that nothing of it runs), queued as ordinary jobs (each with its own
+//! priority, spread over the workers like any job), and read back as one.
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use futures::future::{join_all, try_join_all};
+use uuid::Uuid;
+
+use super::{parse_id, AppError, Executions, RequestId, Thing};
+use crate::model::{BatchRequest, ExecutionRecord, Job, ValidationError};
+use crate::queue::batches::Batch;
+
+/// What `POST /batch` answers.
+pub enum BatchOutcome {
+    /// Every record final (asked to wait, and all ended in time).
+    Finished(Uuid, Vec<ExecutionRecord>),
+    /// Not waited for, or not all final in time: the records as they stand.
+    Accepted(Uuid, Vec<ExecutionRecord>),
+}
+
+impl Executions {
+    pub async fn submit_batch(
+        &self,
+        request: BatchRequest,
+        request_id: &RequestId,
+    ) -> Result<BatchOutcome, AppError> {
+        let jobs = self.validate_batch(request.executions)?;
+        let batch = Batch {
+            batch_id: Uuid::new_v4(),
+            execution_ids: jobs.iter().map(Job::id).collect(),
+            created_at: Utc::now(),
+        };
+        tracing::info!(batch_id = %batch.batch_id, executions = jobs.len(), "batch queued");
+        // Stored first, so that a client may read the batch as soon as it has the id.
+        self.ctx.queue.batches.create(&batch).await?;
+        let queued = try_join_all(jobs.iter().map(|job| self.enqueue(job, request_id))).await?;
+        if !request.wait {
+            return Ok(BatchOutcome::Accepted(batch.batch_id, queued));
+        }
+        let records = try_join_all(
+            jobs.iter()
+                .zip(queued)
+                .map(|(job, queued)| self.wait(job, queued)),
+        )
+        .await?;
+        Ok(match records.iter().all(|r| r.status.is_final()) {
+            true => BatchOutcome::Finished(batch.batch_id, records),
+            false => BatchOutcome::Accepted(batch.batch_id, records),
+        })
+    }
+
+    fn validate_batch(
+        &self,
+        requests: Vec<crate::model::ExecuteRequest>,
+    ) -> Result<Vec<Job>, AppError> {
+        let max = self.ctx.config.limits.max_batch;
+        if requests.is_empty() || requests.len() > max {
+            return Err(ValidationError::Invalid {
+                field: "executions",
+                message: format!("a batch takes 1 to {max} executions, not {}", requests.len()),
+            }
+            .into());
+        }
+        let mut seen = HashSet::new();
+        let mut jobs = Vec::with_capacity(requests.len());
+        for (index, request) in requests.into_iter().enumerate() {
+            let in_batch = |source: AppError| AppError::InBatch {
+                index,
+                source: Box::new(source),
+            };
+            let job = self.validate(request).map_err(in_batch)?;
+            if !seen.insert(job.id()) {
+                let twice = ValidationError::Invalid {
+                    field: "execution_id",
+                    message: format!("{} is given twice", job.id()),
+                };
+                return Err(in_batch(twice.into()));
+            }
+            jobs.push(job);
+        }
+        Ok(jobs)
+    }
+
+    /// The batch's records as they stand (one whose record has expired is left out).
+    pub async fn get_batch(&self, id: &str) -> Result<(Uuid, Vec<ExecutionRecord>), AppError> {
+        let id = parse_id(id, Thing::Batch)?;
+        let Some(batch) = self.ctx.queue.batches.get(&id).await? else {
+            return Err(AppError::NotFound {
+                what: Thing::Batch,
+                id,
+            });
+        };
+        let records = &self.ctx.queue.records;
+        let found = join_all(batch.execution_ids.iter().map(|id| records.get(id))).await;
+        let mut out = Vec::with_capacity(found.len());
+        for record in found {
+            if let Some(versioned) = record? {
+                out.push(versioned.record);
+            }
+        }
+        Ok((id, out))
+    }
+}

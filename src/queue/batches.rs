@@ -1,0 +1,45 @@
+//! Batches in the KV bucket `codebeaker-batches`: which executions a batch holds. The jobs
+//! themselves are ordinary jobs; a batch is only this list, kept as long as their records.
+
+use async_nats::jetstream::kv;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::records::{decode, encode};
+use super::QueueError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    pub batch_id: Uuid,
+    pub execution_ids: Vec<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone)]
+pub struct Batches {
+    kv: kv::Store,
+}
+
+impl Batches {
+    pub fn new(kv: kv::Store) -> Batches {
+        Batches { kv }
+    }
+
+    pub async fn create(&self, batch: &Batch) -> Result<(), QueueError> {
+        self.kv
+            .create(batch.batch_id.to_string(), encode(batch)?)
+            .await
+            .map(drop)
+            .map_err(|e| QueueError::kv("create batch", e))
+    }
+
+    pub async fn get(&self, id: &Uuid) -> Result<Option<Batch>, QueueError> {
+        let entry = self
+            .kv
+            .get(id.to_string())
+            .await
+            .map_err(|e| QueueError::kv("read batch", e))?;
+        entry.map(|bytes| decode(&bytes)).transpose()
+    }
+}
