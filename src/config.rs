@@ -244,6 +244,8 @@ pub struct LimitsConfig {
     pub max_body_bytes: ByteSize,
     /// Executions one `POST /batch` may carry.
     pub max_batch: usize,
+    /// Test cases one request may carry.
+    pub max_tests: usize,
 }
 
 impl Default for Config {
@@ -358,6 +360,7 @@ impl Default for LimitsConfig {
             compile_output_bytes: ByteSize::kib(64),
             max_body_bytes: ByteSize::mib(2),
             max_batch: 20,
+            max_tests: 64,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! - [`app`]: the application layer every adapter calls (submit, wait, get, cancel, ...), its
 //!   errors and the one table mapping them to HTTP and NATS answers.
 //! - [`model`]: the request, the execution record and its statuses; request validation.
+//! - [`judge`]: test cases: output comparison modes and verdicts.
 //! - [`languages`]: language definitions, loaded from `languages.toml` (data, not code).
 //! - [`queue`]: NATS JetStream between API and workers: job stream, records in KV, node
 //!   heartbeats, the rescue of jobs the stream lost, the pull loop, the embedded nats-server.
@@ -24,6 +25,7 @@ pub mod app;
 pub mod bench;
 pub mod client;
 pub mod config;
+pub mod judge;
 pub mod languages;
 pub mod model;
 pub mod nats_api;

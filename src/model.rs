@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::config::LimitsConfig;
+use crate::judge::{Compare, TestCase, TestResult, Verdict};
 use crate::languages::{Language, Languages};
 use crate::sandbox::limits::{ByteSize, LimitError, Limits, Policy, Requested};
 
@@ -50,6 +51,13 @@ pub struct ExecuteRequest {
     /// Packages the code uses; each must be one the language allows (all are preinstalled).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<String>,
+    /// Test cases: the program compiles once, then runs once per case, each in a fresh
+    /// sandbox, and each case gets a verdict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<TestCase>,
+    /// How each case's stdout is compared with its `expected_output`.
+    #[serde(default, skip_serializing_if = "Compare::is_default")]
+    pub compare: Compare,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -171,6 +179,12 @@ pub struct ExecutionRecord {
     /// Why an execution ended in `internal_error`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
+    /// Each test case's run and verdict, for a request with `tests`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tests: Option<Vec<TestResult>>,
+    /// The first case's verdict that is not `accepted`, else `accepted`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub verdict: Option<Verdict>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -246,6 +260,11 @@ pub struct Submission {
     pub priority: Priority,
     pub files: Vec<JobFile>,
     pub args: Vec<String>,
+    /// Absent on messages from nodes older than test cases.
+    #[serde(default)]
+    pub tests: Vec<TestCase>,
+    #[serde(default)]
+    pub compare: Compare,
     pub created_at: DateTime<Utc>,
 }
 
@@ -255,6 +274,8 @@ pub struct Job {
     pub submission: Submission,
     pub language: Language,
     pub limits: Limits,
+    /// Each test case's wall-clock limit, resolved like the job's own.
+    pub case_timeouts: Vec<std::time::Duration>,
 }
 
 impl Job {
@@ -262,15 +283,47 @@ impl Job {
         self.submission.execution_id
     }
 
-    /// The longest the job may run: its compile step (if any) and the program, container
-    /// start-up not included.
+    /// The longest the job may run: its compile step (if any) and the program (or each of
+    /// its test cases, with a second each to set up), container start-up not included.
     pub fn time_budget(&self) -> std::time::Duration {
+        let runs = match self.case_timeouts.len() {
+            0 => self.limits.timeout,
+            n => self.case_timeouts.iter().sum::<std::time::Duration>() + CASE_SETUP * n as u32,
+        };
         match self.language.compile {
-            Some(_) => self.limits.timeout + self.limits.compile_timeout,
-            None => self.limits.timeout,
+            Some(_) => runs + self.limits.compile_timeout,
+            None => runs,
         }
     }
+
+    /// How many runs in fresh namespaces the job takes: one, or its compile step and each of
+    /// its test cases.
+    pub fn steps(&self) -> u32 {
+        let cases = self.submission.tests.len() as u32;
+        match (cases, &self.language.compile) {
+            (0, _) => 1,
+            (n, Some(_)) => n + 1,
+            (n, None) => n,
+        }
+    }
+
+    /// The job of test case `index`: its stdin, args and timeout, no cases of its own.
+    pub fn case(&self, index: usize) -> Job {
+        let case = &self.submission.tests[index];
+        let mut job = self.clone();
+        job.submission.stdin = case.stdin.clone();
+        if let Some(args) = &case.args {
+            job.submission.args = args.clone();
+        }
+        job.submission.tests = Vec::new();
+        job.limits.timeout = self.case_timeouts[index];
+        job.case_timeouts = Vec::new();
+        job
+    }
 }
+
+/// What each test case adds to a job's time budget for its own sandbox.
+const CASE_SETUP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why a request was refused before running.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -290,6 +343,12 @@ pub enum ValidationError {
     },
     #[error(transparent)]
     Limit(#[from] LimitError),
+    #[error("tests[{index}]: {source}")]
+    InTest {
+        index: usize,
+        #[source]
+        source: Box<ValidationError>,
+    },
     #[error("package `{name}` is not available for {language}; allowed: {}", if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") })]
     Package {
         name: String,
@@ -316,6 +375,8 @@ impl ExecuteRequest {
             files: vec![],
             args: vec![],
             packages: vec![],
+            tests: vec![],
+            compare: Compare::Trim,
         }
     }
 
@@ -354,6 +415,8 @@ impl ExecuteRequest {
             priority: self.priority,
             files: decode_files(self.files)?,
             args: self.args,
+            tests: self.tests,
+            compare: self.compare,
             created_at: Utc::now(),
         };
         submission.resolve(languages, limits, Policy::Refuse)
@@ -382,11 +445,73 @@ impl Submission {
         check_args(&self.args, limits)?;
         check_files(&self.files, &language.file, limits)?;
         let resolved = Limits::resolve(limits, &language.limits, &self.limits, policy)?;
+        let case_timeouts = self.check_tests(&language, limits, policy)?;
         Ok(Job {
             submission: self,
             language,
             limits: resolved,
+            case_timeouts,
         })
+    }
+
+    /// Checks the test cases and resolves each one's timeout within the same bounds as the
+    /// job's own.
+    fn check_tests(
+        &self,
+        language: &Language,
+        limits: &LimitsConfig,
+        policy: Policy,
+    ) -> Result<Vec<std::time::Duration>, ValidationError> {
+        if self.tests.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.tests.len() > limits.max_tests {
+            return Err(invalid(
+                "tests",
+                format!("at most {} test cases", limits.max_tests),
+            ));
+        }
+        if !self.stdin.is_empty() {
+            return Err(invalid(
+                "stdin",
+                "give each test case its own stdin instead",
+            ));
+        }
+        if let Compare::Float(tolerance) = self.compare {
+            if !(tolerance.is_finite() && tolerance >= 0.0) {
+                return Err(invalid(
+                    "compare",
+                    "the float tolerance must be a number >= 0",
+                ));
+            }
+        }
+        let in_test = |index: usize| {
+            move |source: ValidationError| ValidationError::InTest {
+                index,
+                source: Box::new(source),
+            }
+        };
+        let mut timeouts = Vec::with_capacity(self.tests.len());
+        for (index, case) in self.tests.iter().enumerate() {
+            check_size("stdin", &case.stdin, limits.max_stdin_bytes).map_err(in_test(index))?;
+            check_size(
+                "expected_output",
+                &case.expected_output,
+                limits.max_stdin_bytes,
+            )
+            .map_err(in_test(index))?;
+            if let Some(args) = &case.args {
+                check_args(args, limits).map_err(in_test(index))?;
+            }
+            let requested = Requested {
+                timeout: case.timeout.or(self.limits.timeout),
+                ..self.limits.clone()
+            };
+            let resolved = Limits::resolve(limits, &language.limits, &requested, policy)
+                .map_err(|e| in_test(index)(e.into()))?;
+            timeouts.push(resolved.timeout);
+        }
+        Ok(timeouts)
     }
 }
 
@@ -548,6 +673,8 @@ impl ExecutionRecord {
             version: String::new(),
             node: None,
             error: None,
+            tests: None,
+            verdict: None,
             created_at: submission.created_at,
             started_at: None,
             finished_at: None,

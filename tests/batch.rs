@@ -143,7 +143,10 @@ async fn a_bad_batch_is_refused_whole_and_nothing_of_it_runs() {
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.starts_with("executions[1]: "), "{message}");
     let (status, _) = node.get(&format!("/execution/{first_id}")).await;
-    assert_eq!(status, 404, "the valid half of a refused batch must not run");
+    assert_eq!(
+        status, 404,
+        "the valid half of a refused batch must not run"
+    );
 
     let too_many = json!({"executions": vec![python("print(1)"); 4]});
     let (status, body) = node.post_to("/batch", too_many).await;
@@ -154,7 +157,10 @@ async fn a_bad_batch_is_refused_whole_and_nothing_of_it_runs() {
         .unwrap()
         .contains("1 to 3 executions, not 4"));
     let (status, body) = node.post_to("/batch", json!({"executions": []})).await;
-    assert_eq!((status, &body["error"]["field"]), (422, &json!("executions")));
+    assert_eq!(
+        (status, &body["error"]["field"]),
+        (422, &json!("executions"))
+    );
 
     let twice = json!({"executions": [
         {"language": "python", "code": "print(1)", "execution_id": first_id},
@@ -166,7 +172,10 @@ async fn a_bad_batch_is_refused_whole_and_nothing_of_it_runs() {
     let (status, body) = node
         .post_to("/batch", json!({"executions": [python("1")], "extra": 1}))
         .await;
-    assert_eq!((status, &body["error"]["code"]), (400, &json!("invalid_json")));
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("invalid_json"))
+    );
 
     let (status, body) = node.get(&format!("/batch/{}", uuid::Uuid::new_v4())).await;
     assert_eq!(status, 404, "{body}");

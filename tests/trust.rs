@@ -30,6 +30,8 @@ fn submission(language: &str, code: &str, limits: Requested) -> Submission {
         priority: Priority::Normal,
         files: vec![],
         args: vec![],
+        tests: vec![],
+        compare: Default::default(),
         created_at: chrono::Utc::now(),
     }
 }

@@ -6,17 +6,21 @@
 //! One attach serves the cell's whole life, so frames never rely on the stream ending.
 //!
 //! Order of a conversation: the executor says `Ready` once; then, per job, the node sends
-//! `Run`, the executor sends any number of `Output`, at most one `Compiled`, and exactly one
-//! `Finished` (or `Failed`). `Kill` may come at any time; outside a job it is ignored.
+//! `Run`, the executor sends any number of `Output`, at most one `Compiled`, for a job that
+//! keeps its work dir one `Work`, and exactly one `Finished` (or `Failed`). `Kill` may come at
+//! any time; outside a job it is ignored.
 
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message changes shape; `Ready` carries it so that a node never drives an
 /// executor from another build.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Largest frame either side accepts: a job's files and stdin come in one frame.
 pub const MAX_FRAME: usize = 64 << 20;
+
+/// Largest work dir a job that keeps it may send back.
+pub const MAX_WORK: u64 = 32 << 20;
 
 /// Where the executor is installed in every runtime image.
 pub const EXECUTOR_PATH: &str = "/usr/local/lib/codebeaker/cell";
@@ -40,6 +44,11 @@ pub enum FromCell {
         bytes: Vec<u8>,
     },
     Compiled(CompileReport),
+    /// The work dir after a successful compile step, for a job that keeps it: the program's
+    /// test cases then run from these files, each in fresh namespaces of its own.
+    Work {
+        files: Vec<File>,
+    },
     Finished(Report),
     /// The job could not be set up (namespaces, mounts, files): nothing of it ran.
     Failed {
@@ -66,6 +75,9 @@ pub struct Job {
     pub run: Vec<String>,
     pub limits: JobLimits,
     pub isolation: Isolation,
+    /// Compile only, then send the work dir back (`Work`) instead of running the program.
+    #[serde(default)]
+    pub keep_work: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +85,9 @@ pub struct File {
     pub name: String,
     #[serde(with = "serde_bytes")]
     pub content: Vec<u8>,
+    /// Written with mode 0755 rather than 0644 (a compiled program).
+    #[serde(default)]
+    pub executable: bool,
 }
 
 /// Limits the executor keeps for one job. Memory, pids and CPU share are the cell's cgroups.
@@ -236,6 +251,7 @@ mod tests {
             files: vec![File {
                 name: "main.py".into(),
                 content: b"print(1)\xff".to_vec(),
+                executable: false,
             }],
             stdin: b"in".to_vec(),
             compile: None,
@@ -252,6 +268,7 @@ mod tests {
                 compile_output_bytes: 0,
             },
             isolation: Isolation { fresh_mounts: true },
+            keep_work: false,
         }
     }
 

@@ -11,8 +11,10 @@
 //! reports free workers; the Supervisor gives each to an idle worker, replaces any child that
 //! dies or is stuck, checks Docker ([`health`]), sizes the pool ([`scaling`]), and reports
 //! what its workers hold to the heartbeat, which runs on a task of its own ([`heartbeat`]).
+//! A worker runs its job's steps through [`execution`], which leases the cells.
 //! An API-only node runs the Supervisor with metrics only.
 
+pub mod execution;
 pub mod health;
 pub mod heartbeat;
 pub mod metrics;

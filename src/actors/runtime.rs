@@ -230,13 +230,15 @@ impl RuntimeState {
         None
     }
 
-    /// A cell made for this one job, removed after it.
+    /// A cell made for this one job (for each of its steps, where a cell may serve several),
+    /// removed after it.
     fn create_cold(&self, job: Box<Job>, reply: Reply) {
         let sandbox = self.ctx.sandbox.clone();
         tokio::spawn(async move {
             let id = job.id().to_string();
+            let steps = sandbox.jobs_per_cell(&job).min(job.steps());
             match sandbox
-                .cell(sandbox.shape(&job), Owner::Execution(&id), 1, |_| {})
+                .cell(sandbox.shape(&job), Owner::Execution(&id), steps, |_| {})
                 .await
             {
                 Ok(cell) => hand_over(&sandbox, cell, reply),

@@ -12,7 +12,6 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::metrics::MetricsMsg;
-use super::runtime::RuntimeMsg;
 use super::supervisor::SupervisorMsg;
 use super::{lookup, names, Stop, WorkerContext};
 use crate::model::{ExecutionRecord, Job, Status};
@@ -47,9 +46,6 @@ const STORE_PATIENCE: Duration = Duration::from_secs(20);
 /// The pause before a job whose record could not be read or stored is delivered again, times
 /// its delivery count.
 const RETRY_PAUSE: Duration = Duration::from_secs(2);
-
-/// How long a container create may take before the job is failed.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Actor for WorkerActor {
     type Msg = WorkerMsg;
@@ -333,67 +329,9 @@ async fn run_claimed(
             tracing::warn!(execution_id = %id, error = %e, "could not remove an earlier attempt's container");
         }
     }
-    let end = match execute(ctx, job, claim.record.clone(), killed).await {
+    let end = match super::execution::execute(ctx, job, claim.record.clone(), killed).await {
         Some(record) => record,
         None => claim.hand_back(),
     };
     store(ctx, end, claim.expect()).await
-}
-
-/// Runs the job in a cell. None: it was stopped to be handed back.
-async fn execute(
-    ctx: &WorkerContext,
-    job: &Job,
-    running: ExecutionRecord,
-    stop: oneshot::Receiver<Stop>,
-) -> Option<ExecutionRecord> {
-    let runtime_name = names::runtime(ctx.node.node_id(), &job.language.name);
-    let Some(runtime) = lookup::<RuntimeMsg>(&runtime_name) else {
-        return Some(running.failed("this node has no runtime for the language"));
-    };
-    let acquired = runtime
-        .call(
-            |port| RuntimeMsg::Acquire(Box::new(job.clone()), port),
-            Some(ACQUIRE_TIMEOUT),
-        )
-        .await;
-    let mut cell = match acquired {
-        Ok(ractor::rpc::CallResult::Success(Ok(cell))) => cell,
-        Ok(ractor::rpc::CallResult::Success(Err(e))) => {
-            return Some(ExecutionRecord::internal_error(job, e.to_string()))
-        }
-        Ok(_) | Err(_) => {
-            return Some(ExecutionRecord::internal_error(
-                job,
-                "no cell could be had in time",
-            ))
-        }
-    };
-    let why = std::sync::OnceLock::new();
-    let stopped = async {
-        match stop.await {
-            Ok(reason) => drop(why.set(reason)),
-            // A dropped sender (job finished) must not count as a stop.
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    ctx.containers.insert(job.id(), cell.id.clone());
-    let executed = ctx.sandbox.execute(&mut cell, job, stopped).await;
-    ctx.containers.remove(&job.id());
-    // The cell goes back to its runtime, which keeps it for the next job or removes it.
-    if let Err(ractor::MessagingErr::SendErr(RuntimeMsg::Release(cell))) =
-        runtime.cast(RuntimeMsg::Release(Box::new(cell)))
-    {
-        ctx.sandbox.remove_later(cell.id);
-    }
-    if why.get() == Some(&Stop::HandBack) {
-        return None;
-    }
-    Some(match executed {
-        Ok(outcome) => outcome.into_record(running),
-        Err(e) => {
-            tracing::error!(execution_id = %job.id(), error = %e, "execution failed");
-            running.failed(e.to_string())
-        }
-    })
 }

@@ -183,7 +183,10 @@ async fn execute_async(body: Bytes, id: RequestId, app: Executions) -> Response 
     reply(
         async {
             let record = app.submit(parse(&body)?, &id).await?;
-            Ok(json_with(&ExecutionRef::from(&record), StatusCode::ACCEPTED))
+            Ok(json_with(
+                &ExecutionRef::from(&record),
+                StatusCode::ACCEPTED,
+            ))
         }
         .await,
     )
@@ -230,22 +233,24 @@ async fn cancel_execution(id: String, app: Executions) -> Response {
 async fn submit_batch(body: Bytes, id: RequestId, app: Executions) -> Response {
     reply(
         async {
-            Ok(match app.submit_batch(parse::<BatchRequest>(&body)?, &id).await? {
-                BatchOutcome::Finished(batch_id, executions) => json_with(
-                    &BatchRecord {
-                        batch_id,
-                        executions,
-                    },
-                    StatusCode::OK,
-                ),
-                BatchOutcome::Accepted(batch_id, records) => json_with(
-                    &BatchAccepted {
-                        batch_id,
-                        executions: records.iter().map(ExecutionRef::from).collect(),
-                    },
-                    StatusCode::ACCEPTED,
-                ),
-            })
+            Ok(
+                match app.submit_batch(parse::<BatchRequest>(&body)?, &id).await? {
+                    BatchOutcome::Finished(batch_id, executions) => json_with(
+                        &BatchRecord {
+                            batch_id,
+                            executions,
+                        },
+                        StatusCode::OK,
+                    ),
+                    BatchOutcome::Accepted(batch_id, records) => json_with(
+                        &BatchAccepted {
+                            batch_id,
+                            executions: records.iter().map(ExecutionRef::from).collect(),
+                        },
+                        StatusCode::ACCEPTED,
+                    ),
+                },
+            )
         }
         .await,
     )

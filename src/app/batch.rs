@@ -59,7 +59,10 @@ impl Executions {
         if requests.is_empty() || requests.len() > max {
             return Err(ValidationError::Invalid {
                 field: "executions",
-                message: format!("a batch takes 1 to {max} executions, not {}", requests.len()),
+                message: format!(
+                    "a batch takes 1 to {max} executions, not {}",
+                    requests.len()
+                ),
             }
             .into());
         }

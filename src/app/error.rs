@@ -83,32 +83,9 @@ impl Thing {
 
 impl AppError {
     pub fn parts(&self) -> (StatusCode, &'static str, Option<&'static str>) {
-        use ValidationError as V;
         match self {
             AppError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json", None),
-            AppError::Invalid(V::UnknownLanguage { .. }) => (
-                StatusCode::BAD_REQUEST,
-                "unknown_language",
-                Some("language"),
-            ),
-            AppError::Invalid(V::Invalid { field, .. }) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
-                Some(field),
-            ),
-            AppError::Invalid(V::TooLarge { field, .. }) => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "too_large", Some(field))
-            }
-            AppError::Invalid(V::Limit(e)) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "limit_out_of_range",
-                Some(e.field),
-            ),
-            AppError::Invalid(V::Package { .. }) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "package_not_allowed",
-                Some("packages"),
-            ),
+            AppError::Invalid(invalid) => validation_parts(invalid),
             AppError::BadId { what, .. } => {
                 (StatusCode::BAD_REQUEST, "invalid_id", Some(what.field()))
             }
@@ -119,6 +96,34 @@ impl AppError {
             AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
             AppError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", None),
         }
+    }
+}
+
+fn validation_parts(error: &ValidationError) -> (StatusCode, &'static str, Option<&'static str>) {
+    use ValidationError as V;
+    match error {
+        V::UnknownLanguage { .. } => (
+            StatusCode::BAD_REQUEST,
+            "unknown_language",
+            Some("language"),
+        ),
+        V::Invalid { field, .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some(field),
+        ),
+        V::TooLarge { field, .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", Some(field)),
+        V::Limit(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "limit_out_of_range",
+            Some(e.field),
+        ),
+        V::Package { .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "package_not_allowed",
+            Some("packages"),
+        ),
+        V::InTest { source, .. } => validation_parts(source),
     }
 }
 

@@ -32,7 +32,24 @@ pub struct Outcome {
     pub cpu_limit: Duration,
     pub stdout: Capped,
     pub stderr: Capped,
+    /// The compiled work dir, from a `Step::Compile` that succeeded.
+    pub work: Option<Work>,
 }
+
+/// Which part of a job a cell runs.
+#[derive(Clone, Copy)]
+pub enum Step<'a> {
+    /// Compile (for compiled languages) and run: an ordinary job.
+    Whole,
+    /// Compile only, and send the work dir back for the job's test cases.
+    Compile,
+    /// Run the program from a work dir the compile step left.
+    From(&'a Work),
+}
+
+/// A compiled work dir, as a cell sent it back: the sources and what the compiler wrote.
+#[derive(Debug, Clone)]
+pub struct Work(Vec<protocol::File>);
 
 impl Sandbox {
     /// Runs `job` in `cell`. The job is killed early if `cancel` completes. A cell that breaks
@@ -41,6 +58,7 @@ impl Sandbox {
         &self,
         cell: &mut Cell,
         job: &Job,
+        step: Step<'_>,
         cancel: impl std::future::Future<Output = ()>,
     ) -> Result<Outcome, SandboxError> {
         let cap = job.limits.output.bytes() as usize;
@@ -53,11 +71,16 @@ impl Sandbox {
             cpu_limit: job.limits.cpu_time,
             stdout: Capped::new(cap),
             stderr: Capped::new(cap),
+            work: None,
         };
         cell.job_started();
-        cell.send(&ToCell::Run(Box::new(cell_job(job, &cell.shape))))
+        cell.send(&ToCell::Run(Box::new(cell_job(job, &cell.shape, step))))
             .await?;
-        let backstop = tokio::time::sleep(job.time_budget() + SETUP_GRACE);
+        let budget = match step {
+            Step::Compile => job.limits.compile_timeout,
+            Step::Whole | Step::From(_) => job.time_budget(),
+        };
+        let backstop = tokio::time::sleep(budget + SETUP_GRACE);
         tokio::pin!(backstop, cancel);
         let mut killed = false;
         loop {
@@ -81,6 +104,7 @@ impl Sandbox {
                     Stream::Stderr => drop(outcome.stderr.push(&bytes)),
                 },
                 Ok(FromCell::Compiled(report)) => outcome.compiled = Some(report),
+                Ok(FromCell::Work { files }) => outcome.work = Some(Work(files)),
                 Ok(FromCell::Finished(report)) => {
                     outcome.report = Some(report);
                     break;
@@ -116,24 +140,37 @@ impl Sandbox {
     }
 }
 
-/// The executor's view of `job`: commands and limits from this node's own tables.
-fn cell_job(job: &Job, shape: &super::container::Shape) -> protocol::Job {
+/// The executor's view of `job`'s `step`: commands and limits from this node's own tables.
+fn cell_job(job: &Job, shape: &super::container::Shape, step: Step) -> protocol::Job {
     let l = &job.limits;
     let ms = |d: Duration| d.as_millis() as u64;
-    let mut files = vec![protocol::File {
-        name: job.language.file.clone(),
-        content: job.submission.code.as_bytes().to_vec(),
-    }];
-    files.extend(job.submission.files.iter().map(|f| protocol::File {
-        name: f.name.clone(),
-        content: f.content.clone(),
-    }));
+    let file = |name: &str, content: &[u8]| protocol::File {
+        name: name.to_string(),
+        content: content.to_vec(),
+        executable: false,
+    };
+    let files = match step {
+        Step::From(Work(files)) => files.clone(),
+        Step::Whole | Step::Compile => {
+            std::iter::once(file(&job.language.file, job.submission.code.as_bytes()))
+                .chain(
+                    job.submission
+                        .files
+                        .iter()
+                        .map(|f| file(&f.name, &f.content)),
+                )
+                .collect()
+        }
+    };
     let mut run = job.language.run.clone();
     run.extend(job.submission.args.iter().cloned());
     protocol::Job {
         files,
         stdin: job.submission.stdin.as_bytes().to_vec(),
-        compile: job.language.compile.clone(),
+        compile: match step {
+            Step::From(_) => None,
+            Step::Whole | Step::Compile => job.language.compile.clone(),
+        },
         run,
         limits: protocol::JobLimits {
             timeout_ms: ms(l.timeout),
@@ -149,5 +186,6 @@ fn cell_job(job: &Job, shape: &super::container::Shape) -> protocol::Job {
         isolation: protocol::Isolation {
             fresh_mounts: !shape.gvisor(),
         },
+        keep_work: matches!(step, Step::Compile),
     }
 }

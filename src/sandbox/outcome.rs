@@ -87,7 +87,7 @@ impl Outcome {
         }
     }
 
-    fn compile_result(&self) -> Option<CompileResult> {
+    pub fn compile_result(&self) -> Option<CompileResult> {
         let c = self.compiled.as_ref()?;
         let timed_out = c.exit.is_none();
         Some(CompileResult {
@@ -150,6 +150,7 @@ mod tests {
                 stderr_truncated: false,
             }),
             compiled: None,
+            work: None,
             failure: None,
             node_timed_out: false,
             cell_oom: false,

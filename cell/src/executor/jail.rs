@@ -30,6 +30,8 @@ pub struct Ends {
     pub stderr: RawFd,
     pub compile_stdout: RawFd,
     pub compile_stderr: RawFd,
+    /// Write end: the work dir after the compile step, for a job that keeps it.
+    pub work: RawFd,
     /// The executor's own ends of those pipes, inherited across clone: closed first, or the
     /// program would never see the end of its stdin.
     pub executor_ends: Vec<RawFd>,
@@ -95,6 +97,11 @@ fn serve(job: &Job, ends: &Ends, programs: &Programs) -> io::Result<()> {
         end_everything_else();
         note(ends.notes, &format!("compiled {status}"));
         if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+            return Ok(());
+        }
+        if job.keep_work {
+            send_work(ends.work).map_err(step("sending the compiled work dir"))?;
+            note(ends.notes, "kept");
             return Ok(());
         }
     }
@@ -258,6 +265,7 @@ fn loopback_up() -> io::Result<()> {
 }
 
 fn write_files(job: &Job) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let work = std::path::Path::new(WORK);
     for file in &job.files {
         let path = work.join(&file.name);
@@ -265,6 +273,52 @@ fn write_files(job: &Job) -> io::Result<()> {
             std::fs::create_dir_all(dir)?;
         }
         std::fs::write(&path, &file.content)?;
+        if file.executable {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the work dir's regular files (MessagePack) to `fd`. Every process of the compile
+/// step is dead by now, so nothing changes under the walk; links and special files are left
+/// out, so that nothing outside /work is ever read.
+fn send_work(fd: RawFd) -> io::Result<()> {
+    let mut files = Vec::new();
+    let mut total = 0;
+    collect(std::path::Path::new(WORK), &mut files, &mut total)?;
+    let bytes = rmp_serde::to_vec_named(&files).map_err(io::Error::other)?;
+    sys::write_all(fd, &bytes)
+}
+
+fn collect(
+    dir: &std::path::Path,
+    files: &mut Vec<crate::protocol::File>,
+    total: &mut u64,
+) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let path = entry.path();
+        if kind.is_dir() {
+            collect(&path, files, total)?;
+        } else if kind.is_file() {
+            let content = std::fs::read(&path)?;
+            *total += content.len() as u64;
+            if *total > crate::protocol::MAX_WORK {
+                return Err(io::Error::other(format!(
+                    "the work dir is over {} MiB",
+                    crate::protocol::MAX_WORK >> 20
+                )));
+            }
+            let name = path.strip_prefix(WORK).map_err(io::Error::other)?;
+            files.push(crate::protocol::File {
+                name: name.to_string_lossy().into_owned(),
+                content,
+                executable: entry.metadata()?.permissions().mode() & 0o111 != 0,
+            });
+        }
     }
     Ok(())
 }

@@ -128,6 +128,8 @@ struct Pipes {
     stderr: Option<OwnedFd>,
     compile_stdout: Option<OwnedFd>,
     compile_stderr: Option<OwnedFd>,
+    /// For a job that keeps its work dir: where init sends it.
+    work: Option<OwnedFd>,
 }
 
 fn run(job: &Job, link: &mut Link, cell: &Cell) -> io::Result<FromCell> {
@@ -145,6 +147,7 @@ fn run(job: &Job, link: &mut Link, cell: &Cell) -> io::Result<FromCell> {
     let (err_r, err_w) = sys::pipe()?;
     let (cout_r, cout_w) = sys::pipe()?;
     let (cerr_r, cerr_w) = sys::pipe()?;
+    let (work_r, work_w) = sys::pipe()?;
     let ends = jail::Ends {
         ids: unsafe { (libc::getuid(), libc::getgid()) },
         notes: notes_w.as_raw_fd(),
@@ -153,14 +156,17 @@ fn run(job: &Job, link: &mut Link, cell: &Cell) -> io::Result<FromCell> {
         stderr: err_w.as_raw_fd(),
         compile_stdout: cout_w.as_raw_fd(),
         compile_stderr: cerr_w.as_raw_fd(),
-        executor_ends: [&notes_r, &stdin_w, &out_r, &err_r, &cout_r, &cerr_r]
-            .iter()
-            .map(|fd| fd.as_raw_fd())
-            .collect(),
+        work: work_w.as_raw_fd(),
+        executor_ends: [
+            &notes_r, &stdin_w, &out_r, &err_r, &cout_r, &cerr_r, &work_r,
+        ]
+        .iter()
+        .map(|fd| fd.as_raw_fd())
+        .collect(),
     };
     let meter = Meter::start(cell.sources);
     let pid = clone_init(job, &ends, &programs)?;
-    drop((notes_w, stdin_r, out_w, err_w, cout_w, cerr_w));
+    drop((notes_w, stdin_r, out_w, err_w, cout_w, cerr_w, work_w));
     let pipes = Pipes {
         notes: notes_r,
         stdin: (!job.stdin.is_empty()).then_some(stdin_w),
@@ -168,6 +174,7 @@ fn run(job: &Job, link: &mut Link, cell: &Cell) -> io::Result<FromCell> {
         stderr: Some(err_r),
         compile_stdout: job.compile.as_ref().map(|_| cout_r),
         compile_stderr: job.compile.as_ref().map(|_| cerr_r),
+        work: job.keep_work.then_some(work_r),
     };
     for fd in [
         Some(&pipes.notes),
@@ -176,6 +183,7 @@ fn run(job: &Job, link: &mut Link, cell: &Cell) -> io::Result<FromCell> {
         pipes.stderr.as_ref(),
         pipes.compile_stdout.as_ref(),
         pipes.compile_stderr.as_ref(),
+        pipes.work.as_ref(),
     ]
     .into_iter()
     .flatten()
@@ -196,7 +204,7 @@ fn programs<'a>(
             .collect::<io::Result<Vec<_>>>()
     };
     let run: Vec<&str> = job.run.iter().map(String::as_str).collect();
-    if run.is_empty() {
+    if run.is_empty() && !job.keep_work {
         return Err(io::Error::other("the job has no run command"));
     }
     Ok(jail::Programs {
@@ -267,6 +275,9 @@ struct Watch<'a> {
     failure: Option<String>,
     truncated: [bool; 2],
     compiled: Option<CompileReport>,
+    /// What init sent of the work dir, and whether it said all of it is in.
+    work: Vec<u8>,
+    kept: bool,
 }
 
 impl<'a> Watch<'a> {
@@ -294,6 +305,8 @@ impl<'a> Watch<'a> {
             failure: None,
             truncated: [false, false],
             compiled: None,
+            work: Vec::new(),
+            kept: false,
         }
     }
 
@@ -309,10 +322,22 @@ impl<'a> Watch<'a> {
         // Init is gone and its namespace with it: what is left in the pipes is all there is.
         self.read_notes(link)?;
         self.drain(link)?;
+        let until = sys::monotonic_ms() + 1000;
+        while self.pipes.work.is_some() && sys::monotonic_ms() < until {
+            self.read_work();
+        }
         if let Some(reason) = self.failure.take() {
             return Ok(FromCell::Failed { reason });
         }
-        if self.ending.is_none() && self.exit.is_none() {
+        if self.kept && self.ending.is_none() {
+            match rmp_serde::from_slice(&self.work) {
+                Ok(files) => link.send(&FromCell::Work { files })?,
+                Err(e) => {
+                    let reason = format!("the work dir came back unreadable: {e}");
+                    return Ok(FromCell::Failed { reason });
+                }
+            }
+        } else if self.ending.is_none() && self.exit.is_none() {
             let reason = format!("the job's init ended early ({:?})", sys::exit_of(status));
             return Ok(FromCell::Failed { reason });
         }
@@ -369,6 +394,10 @@ impl<'a> Watch<'a> {
         ];
         let outputs = self.outputs();
         fds.extend(outputs.iter().map(|&(fd, _)| poll_fd(fd, libc::POLLIN)));
+        let work_at = self.pipes.work.as_ref().map(|fd| {
+            fds.push(poll_fd(fd.as_raw_fd(), libc::POLLIN));
+            fds.len() - 1
+        });
         if let Some(stdin) = &self.pipes.stdin {
             fds.push(poll_fd(stdin.as_raw_fd(), libc::POLLOUT));
         }
@@ -393,10 +422,33 @@ impl<'a> Watch<'a> {
                 self.read_output(fd, which, link)?;
             }
         }
+        if work_at.is_some_and(ready) {
+            self.read_work();
+        }
         if self.pipes.stdin.is_some() && ready(fds.len() - 1) {
             self.feed_stdin();
         }
         Ok(())
+    }
+
+    /// Reads what init sent of the work dir; past the cap, the job fails.
+    fn read_work(&mut self) {
+        let Some(fd) = &self.pipes.work else { return };
+        let mut buf = vec![0; CHUNK];
+        match sys::read(fd.as_raw_fd(), &mut buf) {
+            Ok(0) => self.pipes.work = None,
+            Ok(n) => {
+                self.work.extend_from_slice(&buf[..n]);
+                // The cap is on the files' bytes; the encoding adds names and lengths.
+                if self.work.len() as u64 > protocol::MAX_WORK + (1 << 20) {
+                    self.failure = Some("the compiled work dir is too large".into());
+                    self.pipes.work = None;
+                    self.stop(Ending::Killed);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => self.pipes.work = None,
+        }
     }
 
     /// Acts on what the node sent during the job, including frames that came in one read
@@ -527,6 +579,14 @@ impl<'a> Watch<'a> {
                 // The compiler and everything it started are dead: its pipes end now.
                 self.drain_outputs(link, |which| which < 2)?;
                 self.compiled(status());
+                if self.job.keep_work {
+                    // Packing the work dir takes what set-up takes, not the compiler's time.
+                    self.deadline = sys::monotonic_ms() + SETUP_MS;
+                }
+            }
+            "kept" => {
+                self.kept = true;
+                self.finished_at = Some(sys::monotonic_ms());
             }
             // A program that starts after the executor ended the job never counts as started.
             "started" if self.ending.is_none() => {
