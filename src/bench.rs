@@ -59,6 +59,9 @@ pub struct BenchOptions {
     /// `print(1)` jobs submitted asynchronously by `clients` concurrent clients (0: skip).
     pub async_jobs: usize,
     pub clients: usize,
+    /// A C++ program with this many test cases in one request, beside as many separate
+    /// requests (0: skip).
+    pub test_cases: usize,
 }
 
 pub async fn run(options: &BenchOptions, config: &Config) -> Result<Vec<Measurement>, BenchError> {
@@ -107,6 +110,9 @@ pub async fn run(options: &BenchOptions, config: &Config) -> Result<Vec<Measurem
     }
     if options.async_jobs > 0 {
         results.push(throughput(&options.url, options.async_jobs, options.clients).await?);
+    }
+    if options.test_cases > 0 {
+        results.extend(compile_once(&options.url, options.runs, options.test_cases).await?);
     }
     let docker_p50 = results[1].p50_ms;
     for m in &mut results {
@@ -388,6 +394,56 @@ async fn rest<T: serde::de::DeserializeOwned>(
             reason: e.to_string(),
         })
     })
+}
+
+const SUM: &str = "#include <iostream>\nint main() { long a, b; std::cin >> a >> b; std::cout << a + b << '\\n'; }\n";
+
+/// What compiling once saves: a C++ program with `cases` test cases in one request, beside
+/// the same inputs as `cases` separate requests one after another (each compiling again).
+/// Each is timed as a whole, over a tenth of `runs` (at least 3).
+async fn compile_once(
+    url: &str,
+    runs: usize,
+    cases: usize,
+) -> Result<Vec<Measurement>, BenchError> {
+    let client = Client::rest(url);
+    let inputs: Vec<String> = (0..cases).map(|i| format!("{i} {i}")).collect();
+    let mut with_tests = ExecuteRequest::new("cpp", SUM);
+    with_tests.tests = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, stdin)| crate::judge::TestCase {
+            stdin: stdin.clone(),
+            expected_output: (2 * i).to_string(),
+            args: None,
+            timeout: None,
+        })
+        .collect();
+    let runs = (runs / 10).max(3);
+    let one = time_runs(runs, || async {
+        let record = completed(&client, &with_tests).await?;
+        match record.verdict {
+            Some(crate::judge::Verdict::Accepted) => Ok(()),
+            _ => Err(BenchError::JobFailed(record.status)),
+        }
+    })
+    .await?;
+    let separate = time_runs(runs, || async {
+        for stdin in &inputs {
+            let mut request = ExecuteRequest::new("cpp", SUM);
+            request.stdin = stdin.clone();
+            completed(&client, &request).await?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(vec![
+        summarize(&format!("C++, {cases} test cases in one request"), one),
+        summarize(
+            &format!("C++, the same {cases} inputs as separate requests"),
+            separate,
+        ),
+    ])
 }
 
 /// Runs a request and insists that it completed.

@@ -76,6 +76,10 @@ enum Command {
         /// Also submit this many `print(1)` jobs asynchronously and report jobs per second.
         #[arg(long, default_value_t = 0)]
         async_jobs: usize,
+        /// Also time a C++ program with this many test cases in one request, beside as many
+        /// separate requests.
+        #[arg(long, default_value_t = 0)]
+        test_cases: usize,
         /// Concurrent clients submitting the async jobs.
         #[arg(long, default_value_t = 10)]
         clients: usize,
@@ -156,6 +160,7 @@ async fn main() -> ExitCode {
             pause_ms,
             async_jobs,
             clients,
+            test_cases,
             json,
         } => {
             let options = BenchOptions {
@@ -167,6 +172,7 @@ async fn main() -> ExitCode {
                 pause: pause_ms.map(std::time::Duration::from_millis),
                 async_jobs,
                 clients: clients.max(1),
+                test_cases,
             };
             bench(options, &config, json).await
         }

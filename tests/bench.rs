@@ -22,6 +22,8 @@ async fn the_bench_runs_every_workload_and_prints_json() {
                 "6",
                 "--clients",
                 "2",
+                "--test-cases",
+                "3",
                 "--json",
             ])
             .output()
@@ -46,6 +48,8 @@ async fn the_bench_runs_every_workload_and_prints_json() {
         "NATS codebeaker.execute print(1), back to back",
         "GET /execution/{id}, a finished record",
         "async print(1): 6 jobs from 2 clients, created to finished",
+        "C++, 3 test cases in one request",
+        "C++, the same 3 inputs as separate requests",
     ] {
         assert!(
             names.contains(&expected),
