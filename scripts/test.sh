@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 # The whole suite runs jobs in cells made for them (cold). The hostile-code catalogue runs
 # again with python jobs in pooled cells that serve job after job, again with the `container`
-# backend (a pooled cell serves one job), and again with every job inside gVisor (runsc).
-CATALOGUE=(--test hostile --test limits --test containment)
+# backend (a pooled cell serves one job), and again with every job inside gVisor (runsc). Test
+# cases go with it: their compiled work dir moves between cells where a cell serves one job.
+CATALOGUE=(--test hostile --test limits --test containment --test test_cases)
 if cargo nextest --version >/dev/null 2>&1; then
   echo "[test] building the tests"
   cargo build --tests --quiet
