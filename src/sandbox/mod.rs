@@ -200,9 +200,10 @@ impl Sandbox {
 
     /// Whether the kernel's OOM killer fired in a cell that ended without a report.
     /// The attach stream can close before Docker records the container's end (seen under
-    /// gVisor, whose sandbox dies whole), so this waits up to 2 s for the container to stop.
+    /// gVisor, whose sandbox dies whole), so this waits up to 5 s for the container to stop
+    /// (2 s was seen to run out on a loaded machine, and a memory hog read as internal_error).
     async fn oom_killed(&self, id: &str) -> bool {
-        for _ in 0..20 {
+        for _ in 0..50 {
             let Ok(inspect) = self.docker.inspect_container(id, None).await else {
                 return false;
             };
