@@ -201,7 +201,7 @@ impl Sandbox {
     /// Whether the kernel's OOM killer fired in a cell that ended without a report.
     /// The attach stream can close before Docker records the container's end (seen under
     /// gVisor, whose sandbox dies whole), so this waits up to 5 s for the container to stop
-    /// (2 s was seen to run out on a loaded machine, and a memory hog read as internal_error).
+    /// (a loaded machine once read a memory hog as internal_error with 2 s).
     async fn oom_killed(&self, id: &str) -> bool {
         for _ in 0..50 {
             let Ok(inspect) = self.docker.inspect_container(id, None).await else {
