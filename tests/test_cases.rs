@@ -201,3 +201,21 @@ async fn a_cancel_stops_the_cases_still_to_come() {
     assert_eq!(verdicts(&record), ["cancelled"]);
     assert!(node.leftover_containers().await.is_empty());
 }
+
+#[tokio::test]
+async fn a_compiled_work_dir_over_its_cap_runs_no_case() {
+    let node = TestNode::start(1).await;
+    // 40 MiB of initialised data makes a 40 MiB binary: over the 32 MiB a cell sends back.
+    let code = "static char big[40 << 20] = {1}; int main(int argc, char **argv) { return big[argc << 20]; }";
+    let record = node
+        .run(json!({"language": "c", "code": code, "file_size_limit": "48m", "tests": [
+            {"stdin": "", "expected_output": ""},
+        ]}))
+        .await;
+    assert_eq!(record["status"], "internal_error", "{record}");
+    assert_eq!(record["verdict"], "internal_error");
+    assert_eq!(record["tests"], json!([]));
+    let error = record["error"].as_str().unwrap();
+    assert!(error.contains("the work dir is over 32 MiB"), "{error}");
+    assert!(node.leftover_containers().await.is_empty());
+}
