@@ -208,9 +208,11 @@ async fn a_compiled_work_dir_over_its_cap_runs_no_case() {
     // 40 MiB of initialised data makes a 40 MiB binary: over the 32 MiB a cell sends back.
     let code = "static char big[40 << 20] = {1}; int main(int argc, char **argv) { return big[argc << 20]; }";
     let record = node
-        .run(json!({"language": "c", "code": code, "file_size_limit": "48m", "tests": [
-            {"stdin": "", "expected_output": ""},
-        ]}))
+        .run(
+            json!({"language": "c", "code": code, "file_size_limit": "48m", "tests": [
+                {"stdin": "", "expected_output": ""},
+            ]}),
+        )
         .await;
     assert_eq!(record["status"], "internal_error", "{record}");
     assert_eq!(record["verdict"], "internal_error");

@@ -25,7 +25,7 @@ use warp::Filter;
 use crate::actors::metrics::MetricsMsg;
 use crate::actors::supervisor::{self, SupervisorMsg};
 use crate::actors::{lookup, names, NodeContext};
-use crate::app::{AppError, BatchOutcome, ErrorBody, Executions, RequestId};
+use crate::app::{AppError, ErrorBody, Executions, RequestId};
 use crate::languages::LanguageInfo;
 use crate::model::{
     BatchAccepted, BatchRecord, BatchRequest, ExecuteRequest, ExecutionRecord, ExecutionRef,
@@ -233,24 +233,17 @@ async fn cancel_execution(id: String, app: Executions) -> Response {
 async fn submit_batch(body: Bytes, id: RequestId, app: Executions) -> Response {
     reply(
         async {
-            Ok(
-                match app.submit_batch(parse::<BatchRequest>(&body)?, &id).await? {
-                    BatchOutcome::Finished(batch_id, executions) => json_with(
-                        &BatchRecord {
-                            batch_id,
-                            executions,
-                        },
-                        StatusCode::OK,
-                    ),
-                    BatchOutcome::Accepted(batch_id, records) => json_with(
-                        &BatchAccepted {
-                            batch_id,
-                            executions: records.iter().map(ExecutionRef::from).collect(),
-                        },
-                        StatusCode::ACCEPTED,
-                    ),
-                },
-            )
+            let request: BatchRequest = parse(&body)?;
+            let wait = request.wait;
+            let batch = app.submit_batch(request, &id).await?;
+            if wait && batch.executions.iter().all(|r| r.status.is_final()) {
+                return Ok(json_with(&batch, StatusCode::OK));
+            }
+            let accepted = BatchAccepted {
+                batch_id: batch.batch_id,
+                executions: batch.executions.iter().map(ExecutionRef::from).collect(),
+            };
+            Ok(json_with(&accepted, StatusCode::ACCEPTED))
         }
         .await,
     )
@@ -261,13 +254,11 @@ async fn submit_batch(body: Bytes, id: RequestId, app: Executions) -> Response {
     responses((status = 200, description = "Every execution's record as it stands", body = BatchRecord)))]
 /// `GET /batch/{id}`.
 async fn get_batch(id: String, app: Executions) -> Response {
-    reply(app.get_batch(&id).await.map(|(batch_id, executions)| {
-        warp::reply::json(&BatchRecord {
-            batch_id,
-            executions,
-        })
-        .into_response()
-    }))
+    reply(
+        app.get_batch(&id)
+            .await
+            .map(|batch| warp::reply::json(&batch).into_response()),
+    )
 }
 
 fn json_with(body: &impl Serialize, status: StatusCode) -> Response {

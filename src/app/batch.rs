@@ -9,23 +9,17 @@ use futures::future::{join_all, try_join_all};
 use uuid::Uuid;
 
 use super::{parse_id, AppError, Executions, RequestId, Thing};
-use crate::model::{BatchRequest, ExecutionRecord, Job, ValidationError};
+use crate::model::{BatchRecord, BatchRequest, Job, ValidationError};
 use crate::queue::batches::Batch;
 
-/// What `POST /batch` answers.
-pub enum BatchOutcome {
-    /// Every record final (asked to wait, and all ended in time).
-    Finished(Uuid, Vec<ExecutionRecord>),
-    /// Not waited for, or not all final in time: the records as they stand.
-    Accepted(Uuid, Vec<ExecutionRecord>),
-}
-
 impl Executions {
+    /// Queues the batch; with `wait`, waits for every record (each within its job's budget).
+    /// The records come back as they stand.
     pub async fn submit_batch(
         &self,
         request: BatchRequest,
         request_id: &RequestId,
-    ) -> Result<BatchOutcome, AppError> {
+    ) -> Result<BatchRecord, AppError> {
         let jobs = self.validate_batch(request.executions)?;
         let batch = Batch {
             batch_id: Uuid::new_v4(),
@@ -36,18 +30,16 @@ impl Executions {
         // Stored first, so that a client may read the batch as soon as it has the id.
         self.ctx.queue.batches.create(&batch).await?;
         let queued = try_join_all(jobs.iter().map(|job| self.enqueue(job, request_id))).await?;
-        if !request.wait {
-            return Ok(BatchOutcome::Accepted(batch.batch_id, queued));
-        }
-        let records = try_join_all(
-            jobs.iter()
-                .zip(queued)
-                .map(|(job, queued)| self.wait(job, queued)),
-        )
-        .await?;
-        Ok(match records.iter().all(|r| r.status.is_final()) {
-            true => BatchOutcome::Finished(batch.batch_id, records),
-            false => BatchOutcome::Accepted(batch.batch_id, records),
+        let executions = match request.wait {
+            false => queued,
+            true => {
+                let waits = jobs.iter().zip(queued).map(|(job, q)| self.wait(job, q));
+                try_join_all(waits).await?
+            }
+        };
+        Ok(BatchRecord {
+            batch_id: batch.batch_id,
+            executions,
         })
     }
 
@@ -87,7 +79,7 @@ impl Executions {
     }
 
     /// The batch's records as they stand (one whose record has expired is left out).
-    pub async fn get_batch(&self, id: &str) -> Result<(Uuid, Vec<ExecutionRecord>), AppError> {
+    pub async fn get_batch(&self, id: &str) -> Result<BatchRecord, AppError> {
         let id = parse_id(id, Thing::Batch)?;
         let Some(batch) = self.ctx.queue.batches.get(&id).await? else {
             return Err(AppError::NotFound {
@@ -103,6 +95,9 @@ impl Executions {
                 out.push(versioned.record);
             }
         }
-        Ok((id, out))
+        Ok(BatchRecord {
+            batch_id: id,
+            executions: out,
+        })
     }
 }

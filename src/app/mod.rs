@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-pub use batch::BatchOutcome;
 pub use error::{AppError, ErrorBody, Thing};
 pub use request_id::RequestId;
 
