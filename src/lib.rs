@@ -8,6 +8,7 @@
 //!   errors and the one table mapping them to HTTP and NATS answers.
 //! - [`model`]: the request, the execution record and its statuses; request validation.
 //! - [`judge`]: test cases: output comparison modes and verdicts.
+//! - [`live`]: a running execution's events (output, usage) and an interactive one's input.
 //! - [`languages`]: language definitions, loaded from `languages.toml` (data, not code).
 //! - [`queue`]: NATS JetStream between API and workers: job stream, records in KV, node
 //!   heartbeats, the rescue of jobs the stream lost, the pull loop, the embedded nats-server.
@@ -27,6 +28,7 @@ pub mod client;
 pub mod config;
 pub mod judge;
 pub mod languages;
+pub mod live;
 pub mod model;
 pub mod nats_api;
 pub mod node;

@@ -265,6 +265,9 @@ pub struct Submission {
     pub tests: Vec<TestCase>,
     #[serde(default)]
     pub compare: Compare,
+    /// Stdin stays open for input from the client (`live::Input`), as `GET /execute/ws` runs it.
+    #[serde(default)]
+    pub interactive: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -417,6 +420,7 @@ impl ExecuteRequest {
             args: self.args,
             tests: self.tests,
             compare: self.compare,
+            interactive: false,
             created_at: Utc::now(),
         };
         submission.resolve(languages, limits, Policy::Refuse)

@@ -32,6 +32,7 @@ fn submission(language: &str, code: &str, limits: Requested) -> Submission {
         args: vec![],
         tests: vec![],
         compare: Default::default(),
+        interactive: false,
         created_at: chrono::Utc::now(),
     }
 }

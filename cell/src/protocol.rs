@@ -6,21 +6,25 @@
 //! One attach serves the cell's whole life, so frames never rely on the stream ending.
 //!
 //! Order of a conversation: the executor says `Ready` once; then, per job, the node sends
-//! `Run`, the executor sends any number of `Output`, at most one `Compiled`, for a job that
-//! keeps its work dir one `Work`, and exactly one `Finished` (or `Failed`). `Kill` may come at
-//! any time; outside a job it is ignored.
+//! `Run`, the executor sends any number of `Output` and `Usage`, at most one `Compiled`, for a
+//! job that keeps its work dir one `Work`, and exactly one `Finished` (or `Failed`). `Kill`,
+//! `Signal`, and for an interactive job `Stdin` and `Eof`, may come at any time during a job;
+//! outside one they are ignored.
 
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message changes shape; `Ready` carries it so that a node never drives an
 /// executor from another build.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// Largest frame either side accepts: a job's files and stdin come in one frame.
 pub const MAX_FRAME: usize = 64 << 20;
 
 /// Largest work dir a job that keeps it may send back.
 pub const MAX_WORK: u64 = 32 << 20;
+
+/// How often a running program's usage is reported.
+pub const USAGE_EVERY_MS: u64 = 250;
 
 /// Where the executor is installed in every runtime image.
 pub const EXECUTOR_PATH: &str = "/usr/local/lib/codebeaker/cell";
@@ -30,6 +34,12 @@ pub enum ToCell {
     Run(Box<Job>),
     /// Stop the running job now (a client cancelled it, or the node is leaving).
     Kill,
+    /// More of an interactive job's stdin, written to the program as it reads.
+    Stdin(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The end of an interactive job's stdin: the program reads end of file once the rest is in.
+    Eof,
+    /// Send this signal to the program's process group (a client's SIGINT, say).
+    Signal(i32),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,6 +54,12 @@ pub enum FromCell {
         bytes: Vec<u8>,
     },
     Compiled(CompileReport),
+    /// The job's CPU and memory so far, every [`USAGE_EVERY_MS`] while the program runs.
+    Usage {
+        cpu_ns: u64,
+        /// None where no cgroup is visible (gVisor).
+        memory_bytes: Option<u64>,
+    },
     /// The work dir after a successful compile step, for a job that keeps it: the program's
     /// test cases then run from these files, each in fresh namespaces of its own.
     Work {
@@ -78,6 +94,9 @@ pub struct Job {
     /// Compile only, then send the work dir back (`Work`) instead of running the program.
     #[serde(default)]
     pub keep_work: bool,
+    /// The program's stdin stays open after `stdin` for `Stdin` frames, until `Eof`.
+    #[serde(default)]
+    pub interactive: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -269,12 +288,19 @@ mod tests {
             },
             isolation: Isolation { fresh_mounts: true },
             keep_work: false,
+            interactive: false,
         }
     }
 
     #[test]
     fn frames_survive_any_split_of_the_stream() {
-        let messages = [ToCell::Run(Box::new(job())), ToCell::Kill];
+        let messages = [
+            ToCell::Run(Box::new(job())),
+            ToCell::Stdin(b"more\xff".to_vec()),
+            ToCell::Signal(2),
+            ToCell::Eof,
+            ToCell::Kill,
+        ];
         let stream: Vec<u8> = messages.iter().flat_map(|m| encode(m).unwrap()).collect();
         for split in 0..stream.len() {
             let mut decoder = Decoder::default();

@@ -2,16 +2,20 @@
 //! language's RuntimeActor for the job's steps, then either the job in one step, or, for a
 //! job with test cases, the compile step once and the program once per case, each case in
 //! fresh namespaces (a cell that serves many jobs) or a fresh cell (one that serves one).
+//! Its live events go out on core NATS as they come, and an interactive job's input comes
+//! in the same way ([`crate::queue::live`]).
 
 use futures::FutureExt;
 use ractor::ActorRef;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::runtime::RuntimeMsg;
 use super::{lookup, names, Stop, WorkerContext};
 use crate::judge::{self, TestResult};
-use crate::model::{ExecutionRecord, Job};
-use crate::sandbox::execute::{Outcome, Step};
+use crate::live::Event;
+use crate::model::{ExecutionRecord, Job, Status};
+use crate::queue::live;
+use crate::sandbox::execute::{Outcome, Step, Tap};
 use crate::sandbox::Cell;
 
 /// How long a container create may take before the job is failed.
@@ -38,10 +42,12 @@ pub async fn execute(
         }
     }
     .shared();
+    let (tap, publisher) = open_tap(ctx, job).await;
     let mut lease = Lease {
         ctx,
         runtime,
         cell: None,
+        tap,
     };
     let record = match job.submission.tests.is_empty() {
         true => match lease.run(job, Step::Whole, stopped).await {
@@ -51,10 +57,76 @@ pub async fn execute(
         false => run_tests(&mut lease, job, running, stopped, &why).await,
     };
     drop(lease);
+    publisher.finish().await;
     match why.get() {
         Some(Stop::HandBack) => None,
         _ => Some(record),
     }
+}
+
+/// How long the last events may take to go out before the final record is written.
+const PUBLISH_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The tasks that carry a job's events out and its input in.
+struct Publisher {
+    events: tokio::task::JoinHandle<()>,
+    input: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Publisher {
+    /// Waits until every event is handed to NATS, so that watchers see all of the output
+    /// before the final record (written after this, on the same connection).
+    async fn finish(self) {
+        if let Some(input) = self.input {
+            input.abort();
+        }
+        let _ = tokio::time::timeout(PUBLISH_GRACE, self.events).await;
+    }
+}
+
+/// The job's tap: `running` first, then its events, published in order; for an interactive
+/// job, its input, heard before `running` goes out, so that a client who waits for `running`
+/// before it sends loses nothing.
+async fn open_tap(ctx: &WorkerContext, job: &Job) -> (Tap, Publisher) {
+    let client = ctx.node.queue.client.clone();
+    let id = job.id();
+    let input = match job.submission.interactive {
+        false => None,
+        true => match live::input(&client, &id).await {
+            Ok(mut stream) => {
+                let (send, receive) = mpsc::unbounded_channel();
+                let task = tokio::spawn(async move {
+                    while let Some(input) = futures::StreamExt::next(&mut stream).await {
+                        if send.send(input).is_err() {
+                            break;
+                        }
+                    }
+                });
+                Some((receive, task))
+            }
+            Err(e) => {
+                tracing::warn!(execution_id = %id, error = %e, "cannot hear the job's input");
+                None
+            }
+        },
+    };
+    let (events, mut queued) = mpsc::unbounded_channel::<Event>();
+    let _ = events.send(Event::Status(Status::Running));
+    let publisher = tokio::spawn(async move {
+        while let Some(event) = queued.recv().await {
+            if let Err(e) = live::publish_event(&client, &id, &event).await {
+                tracing::debug!(execution_id = %id, error = %e, "an event was not published");
+            }
+        }
+    });
+    let (input, input_task) = input.unzip();
+    (
+        Tap::new(Some(events), input),
+        Publisher {
+            events: publisher,
+            input: input_task,
+        },
+    )
 }
 
 /// Compiles once (for compiled languages), then runs each case from the compiled work dir.
@@ -100,6 +172,8 @@ struct Lease<'a> {
     ctx: &'a WorkerContext,
     runtime: ActorRef<RuntimeMsg>,
     cell: Option<Cell>,
+    /// Every step's events go to the job's one tap.
+    tap: Tap,
 }
 
 impl Lease<'_> {
@@ -117,7 +191,11 @@ impl Lease<'_> {
         }
         let cell = self.cell.as_mut().expect("a cell was just acquired");
         self.ctx.containers.insert(job.id(), cell.id.clone());
-        let executed = self.ctx.sandbox.execute(cell, job, step, cancel).await;
+        let executed = self
+            .ctx
+            .sandbox
+            .execute(cell, job, step, cancel, &mut self.tap)
+            .await;
         self.ctx.containers.remove(&job.id());
         executed.map_err(|e| {
             tracing::error!(execution_id = %job.id(), error = %e, "execution failed");

@@ -93,6 +93,10 @@ fn execution_routes(state: Arc<ApiState>) -> Routes {
         .and(guard.clone())
         .and(with_app.clone())
         .then(get_execution);
+    let events = with_param(Route::Events)
+        .and(guard.clone())
+        .and(with_app.clone())
+        .then(execution_events);
     let cancel = with_param(Route::Cancel)
         .and(guard.clone())
         .and(with_app.clone())
@@ -119,6 +123,8 @@ fn execution_routes(state: Arc<ApiState>) -> Routes {
         .or(execute_async)
         .unify()
         .or(get)
+        .unify()
+        .or(events)
         .unify()
         .or(cancel)
         .unify()
@@ -202,6 +208,25 @@ async fn get_execution(id: String, app: Executions) -> Response {
             .await
             .map(|r| warp::reply::json(&r).into_response()),
     )
+}
+
+#[utoipa::path(get, path = "/execution/{id}/events", tag = "executions",
+    params(("id" = String, Path, description = "The execution id (a UUID)")),
+    responses((status = 200, description = "Server-Sent Events: `status`, `stdout` and `stderr` chunks, `usage` every 250 ms while it runs, then `final` with the record",
+        content_type = "text/event-stream", body = String)))]
+/// `GET /execution/{id}/events`: the execution live, as Server-Sent Events.
+async fn execution_events(id: String, app: Executions) -> Response {
+    use futures::StreamExt;
+    reply(app.events(&id).await.map(|events| {
+        let events = events.map(|event| {
+            Ok::<_, Infallible>(
+                warp::sse::Event::default()
+                    .event(event.name())
+                    .data(event.data().to_string()),
+            )
+        });
+        warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response()
+    }))
 }
 
 #[utoipa::path(delete, path = "/execution/{id}", tag = "executions",

@@ -27,6 +27,7 @@ use crate::app::ErrorBody;
         super::execute,
         super::execute_async,
         super::get_execution,
+        super::execution_events,
         super::cancel_execution,
         super::submit_batch,
         super::get_batch,

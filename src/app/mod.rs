@@ -23,7 +23,9 @@ pub use request_id::RequestId;
 
 use crate::actors::NodeContext;
 use crate::languages::LanguageInfo;
+use crate::live::Event;
 use crate::model::{ExecuteRequest, ExecutionRecord, Job};
+use crate::queue::live;
 use crate::queue::nodes::{self, NodeEntry};
 use crate::queue::Cancelled;
 
@@ -102,6 +104,28 @@ impl Executions {
         }
     }
 
+    /// The execution's events from now on: its status as it stands, what the worker publishes
+    /// while it runs, and last its final record (at once, for one already final), after which
+    /// the stream ends. It ends early when the caller drops it.
+    pub async fn events(
+        &self,
+        id: &str,
+    ) -> Result<impl futures::Stream<Item = Event> + Send + 'static, AppError> {
+        let id = parse_id(id, Thing::Execution)?;
+        // Heard before the record is read, so that nothing falls between the two.
+        let events = live::events(&self.ctx.queue.client, &id).await?;
+        let record = self.get(&id.to_string()).await?;
+        let (send, receive) = tokio::sync::mpsc::unbounded_channel();
+        let _ = send.send(Event::Status(record.status));
+        match record.status.is_final() {
+            true => drop(send.send(Event::Final(Box::new(record)))),
+            false => drop(tokio::spawn(follow(self.ctx.queue.clone(), id, events, send))),
+        }
+        Ok(futures::stream::unfold(receive, |mut receive| async {
+            receive.recv().await.map(|event| (event, receive))
+        }))
+    }
+
     /// Cancels; the answer says whether the job is now cancelled, or was already finished.
     pub async fn cancel(&self, id: &str) -> Result<Cancelled, AppError> {
         let id = parse_id(id, Thing::Execution)?;
@@ -125,6 +149,49 @@ impl Executions {
         self.ctx.languages.catalogue(&self.ctx.config.limits)
     }
 }
+
+/// Passes a running execution's events on until its record is final, then the record.
+async fn follow(
+    queue: crate::queue::Queue,
+    id: Uuid,
+    mut events: impl futures::Stream<Item = Event> + Unpin,
+    send: tokio::sync::mpsc::UnboundedSender<Event>,
+) {
+    use futures::{FutureExt, StreamExt};
+    let final_record = async {
+        loop {
+            match queue.waiters.wait_final(&id, FOLLOW_PATIENCE).await {
+                Ok(Some(record)) if record.status.is_final() => break record,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(execution_id = %id, error = %e, "waiting for the final record");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    };
+    tokio::pin!(final_record);
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(event) => if send.send(event).is_err() { return },
+                None => return,
+            },
+            record = &mut final_record => {
+                // Events already here were published before the record was written.
+                while let Some(Some(event)) = events.next().now_or_never() {
+                    let _ = send.send(event);
+                }
+                let _ = send.send(Event::Final(Box::new(record)));
+                return;
+            }
+            _ = send.closed() => return,
+        }
+    }
+}
+
+/// How long one wait for a followed execution's final record lasts before it is renewed.
+const FOLLOW_PATIENCE: Duration = Duration::from_secs(60);
 
 fn parse_id(id: &str, what: Thing) -> Result<Uuid, AppError> {
     Uuid::parse_str(id).map_err(|_| AppError::BadId {

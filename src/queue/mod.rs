@@ -4,6 +4,7 @@
 //! - [`jetstream`]: stream, consumers, KV bucket set-up; the delivery handle workers ack with.
 //! - [`records`]: execution records in KV (create, compare-and-set, watch).
 //! - [`batches`]: which executions each batch holds.
+//! - [`live`]: a running execution's events and an interactive one's input (core NATS).
 //! - [`waiters`]: one watch per node over the records, handing final ones to waiting requests.
 //! - [`consumer`]: the worker node's pull loop, taking only as many jobs as workers are free.
 //! - [`nodes`]: heartbeats and the cluster view.
@@ -16,6 +17,7 @@ pub mod batches;
 pub mod consumer;
 pub mod embedded;
 pub mod jetstream;
+pub mod live;
 pub mod nodes;
 pub mod ownership;
 pub mod records;
@@ -64,6 +66,16 @@ pub mod names {
     }
 
     pub const CANCEL_ALL: &str = "codebeaker.cancel.*";
+
+    /// A running execution's live events (see `queue::live`).
+    pub fn events_subject(id: &uuid::Uuid) -> String {
+        format!("codebeaker.events.{id}")
+    }
+
+    /// An interactive execution's input from its client.
+    pub fn input_subject(id: &uuid::Uuid) -> String {
+        format!("codebeaker.input.{id}")
+    }
 
     /// Headers on job messages (and accepted on `codebeaker.execute` requests).
     pub const REQUEST_ID_HEADER: &str = "X-Request-ID";

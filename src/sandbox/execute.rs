@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use codebeaker_cell::protocol::{self, CompileReport, FromCell, Report, Stream, ToCell};
 
+use tokio::sync::mpsc;
+
 use super::cell::Cell;
 use super::output::Capped;
 use super::{Sandbox, SandboxError};
+use crate::live::{self, Event, Input, Utf8Chunks};
 use crate::model::Job;
 
 /// Time the executor has beyond the job's own limits to set the job up and report.
@@ -47,6 +50,60 @@ pub enum Step<'a> {
     From(&'a Work),
 }
 
+/// Who follows a job while it runs: where its events go, and, for an interactive job, where
+/// its input comes from. Both are optional: most jobs have neither.
+#[derive(Default)]
+pub struct Tap {
+    pub events: Option<mpsc::UnboundedSender<Event>>,
+    pub input: Option<mpsc::UnboundedReceiver<Input>>,
+    /// Output not yet sent, held to whole UTF-8 characters.
+    chunks: [Utf8Chunks; 2],
+}
+
+impl Tap {
+    pub fn new(
+        events: Option<mpsc::UnboundedSender<Event>>,
+        input: Option<mpsc::UnboundedReceiver<Input>>,
+    ) -> Tap {
+        Tap {
+            events,
+            input,
+            chunks: Default::default(),
+        }
+    }
+
+    fn send(&self, event: Event) {
+        if let Some(events) = &self.events {
+            // A watcher that left is no reason to stop the job.
+            let _ = events.send(event);
+        }
+    }
+
+    fn output(&mut self, stream: live::Stream, bytes: &[u8]) {
+        let bytes = self.chunks[stream as usize].push(bytes);
+        if !bytes.is_empty() {
+            self.send(Event::Output { stream, bytes });
+        }
+    }
+
+    /// What was held of a character cut at the end of the output.
+    fn finish(&mut self) {
+        for stream in [live::Stream::Stdout, live::Stream::Stderr] {
+            let bytes = self.chunks[stream as usize].finish();
+            if !bytes.is_empty() {
+                self.send(Event::Output { stream, bytes });
+            }
+        }
+    }
+
+    async fn next_input(&mut self) -> Option<Input> {
+        match &mut self.input {
+            Some(input) => input.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// A compiled work dir, as a cell sent it back: the sources and what the compiler wrote.
 #[derive(Debug, Clone)]
 pub struct Work(Vec<protocol::File>);
@@ -60,6 +117,7 @@ impl Sandbox {
         job: &Job,
         step: Step<'_>,
         cancel: impl std::future::Future<Output = ()>,
+        tap: &mut Tap,
     ) -> Result<Outcome, SandboxError> {
         let cap = job.limits.output.bytes() as usize;
         let mut outcome = Outcome {
@@ -92,6 +150,17 @@ impl Sandbox {
                     backstop.as_mut().reset(tokio::time::Instant::now() + KILL_GRACE);
                     continue;
                 }
+                input = tap.next_input(), if !killed => {
+                    match input {
+                        Some(input) => cell.send(&to_cell(input)).await?,
+                        // The client is gone: nothing more will come.
+                        None => {
+                            tap.input = None;
+                            cell.send(&ToCell::Eof).await?;
+                        }
+                    }
+                    continue;
+                }
                 _ = &mut backstop => {
                     outcome.node_timed_out = !killed;
                     outcome.failure = Some("the cell's executor stopped answering".into());
@@ -100,9 +169,22 @@ impl Sandbox {
             };
             match message {
                 Ok(FromCell::Output { stream, bytes }) => match stream {
-                    Stream::Stdout => drop(outcome.stdout.push(&bytes)),
-                    Stream::Stderr => drop(outcome.stderr.push(&bytes)),
+                    Stream::Stdout => {
+                        tap.output(live::Stream::Stdout, &bytes);
+                        let _ = outcome.stdout.push(&bytes);
+                    }
+                    Stream::Stderr => {
+                        tap.output(live::Stream::Stderr, &bytes);
+                        let _ = outcome.stderr.push(&bytes);
+                    }
                 },
+                Ok(FromCell::Usage {
+                    cpu_ns,
+                    memory_bytes,
+                }) => tap.send(Event::Usage {
+                    cpu_time_ms: cpu_ns / 1_000_000,
+                    memory_bytes,
+                }),
                 Ok(FromCell::Compiled(report)) => outcome.compiled = Some(report),
                 Ok(FromCell::Work { files }) => outcome.work = Some(Work(files)),
                 Ok(FromCell::Finished(report)) => {
@@ -125,6 +207,7 @@ impl Sandbox {
                 Err(e) => return Err(e),
             }
         }
+        tap.finish();
         let oom = outcome
             .report
             .as_ref()
@@ -187,5 +270,14 @@ fn cell_job(job: &Job, shape: &super::container::Shape, step: Step) -> protocol:
             fresh_mounts: !shape.gvisor(),
         },
         keep_work: matches!(step, Step::Compile),
+        interactive: job.submission.interactive,
+    }
+}
+
+fn to_cell(input: Input) -> ToCell {
+    match input {
+        Input::Stdin(bytes) => ToCell::Stdin(bytes),
+        Input::Eof => ToCell::Eof,
+        Input::Signal(signal) => ToCell::Signal(signal),
     }
 }

@@ -110,24 +110,7 @@ mod libc_signal {
 
 /// The signal behind a shell exit status of 128+n.
 fn signal_name(exit_code: i64) -> Option<&'static str> {
-    Some(match exit_code.checked_sub(128)? {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        3 => "SIGQUIT",
-        4 => "SIGILL",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        11 => "SIGSEGV",
-        13 => "SIGPIPE",
-        14 => "SIGALRM",
-        15 => "SIGTERM",
-        24 => "SIGXCPU",
-        25 => "SIGXFSZ",
-        31 => "SIGSYS",
-        _ => return None,
-    })
+    crate::live::signal_name(i32::try_from(exit_code.checked_sub(128)?).ok()?)
 }
 
 #[cfg(test)]

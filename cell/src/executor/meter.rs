@@ -122,6 +122,8 @@ pub struct Meter {
     max_start: Option<u64>,
     oom_start: Option<u64>,
     peak: Option<u64>,
+    /// Memory in use at the last tick.
+    now: Option<u64>,
 }
 
 impl Meter {
@@ -134,6 +136,7 @@ impl Meter {
             max_start: sources.max(),
             oom_start: sources.oom_kills(),
             peak: None,
+            now: None,
         };
         meter.tick();
         meter
@@ -153,7 +156,8 @@ impl Meter {
     /// Records the memory in use now, and the CPU (every tick from a cgroup, every
     /// `SCAN_EVERY` from /proc); called on every tick of the job's loop.
     pub fn tick(&mut self) {
-        if let Some(now) = self.sources.usage() {
+        self.now = self.sources.usage();
+        if let Some(now) = self.now {
             self.peak = Some(self.peak.map_or(now, |p| p.max(now)));
         }
         if self.sources.cpu.is_some() || self.ticks.is_multiple_of(SCAN_EVERY) {
@@ -168,6 +172,11 @@ impl Meter {
     pub fn refresh_cpu(&mut self) {
         let now = self.sources.cpu_ns().saturating_sub(self.cpu_start);
         self.cpu = self.cpu.max(now);
+    }
+
+    /// Memory in use as of the last tick.
+    pub fn memory_now(&self) -> Option<u64> {
+        self.now
     }
 
     pub fn peak(&self) -> Option<u64> {

@@ -169,7 +169,7 @@ fn run(job: &Job, link: &mut Link, cell: &Cell) -> io::Result<FromCell> {
     drop((notes_w, stdin_r, out_w, err_w, cout_w, cerr_w, work_w));
     let pipes = Pipes {
         notes: notes_r,
-        stdin: (!job.stdin.is_empty()).then_some(stdin_w),
+        stdin: (!job.stdin.is_empty() || job.interactive).then_some(stdin_w),
         stdout: Some(out_r),
         stderr: Some(err_r),
         compile_stdout: job.compile.as_ref().map(|_| cout_r),
@@ -261,7 +261,11 @@ struct Watch<'a> {
     pipes: Pipes,
     deadline: u64,
     started: Option<u64>,
-    stdin_sent: usize,
+    /// Stdin not yet written to the program, and whether more may come (interactive, no Eof).
+    stdin: Vec<u8>,
+    stdin_more: bool,
+    /// When the next `Usage` goes out, while the program runs.
+    next_usage: u64,
     notes: Vec<u8>,
     out_left: u64,
     err_left: u64,
@@ -292,7 +296,9 @@ impl<'a> Watch<'a> {
             // Until init says the compiler or the program started: its set-up time.
             deadline: now + SETUP_MS,
             started: None,
-            stdin_sent: 0,
+            stdin: job.stdin.clone(),
+            stdin_more: job.interactive,
+            next_usage: u64::MAX,
             notes: Vec::new(),
             out_left: l.output_bytes,
             err_left: l.output_bytes,
@@ -315,6 +321,7 @@ impl<'a> Watch<'a> {
             self.poll(link)?;
             self.check_limits();
             self.send_compiled(link)?;
+            self.send_usage(link)?;
             if let Some((_, status)) = sys::wait(self.init, true) {
                 break status;
             }
@@ -372,6 +379,19 @@ impl<'a> Watch<'a> {
         }
     }
 
+    /// The program's CPU and memory so far, every `USAGE_EVERY_MS` while it runs.
+    fn send_usage(&mut self, link: &mut Link) -> io::Result<()> {
+        let now = sys::monotonic_ms();
+        if now < self.next_usage || self.finished_at.is_some() {
+            return Ok(());
+        }
+        self.next_usage = now + protocol::USAGE_EVERY_MS;
+        link.send(&FromCell::Usage {
+            cpu_ns: self.meter.cpu_ns(),
+            memory_bytes: self.meter.memory_now(),
+        })
+    }
+
     fn check_limits(&mut self) {
         self.meter.tick();
         if sys::monotonic_ms() >= self.deadline {
@@ -398,12 +418,14 @@ impl<'a> Watch<'a> {
             fds.push(poll_fd(fd.as_raw_fd(), libc::POLLIN));
             fds.len() - 1
         });
-        if let Some(stdin) = &self.pipes.stdin {
-            fds.push(poll_fd(stdin.as_raw_fd(), libc::POLLOUT));
-        }
+        // A pipe with nothing to write would be ready at every poll.
+        let stdin_at = self.pipes.stdin.as_ref().filter(|_| !self.stdin.is_empty()).map(|fd| {
+            fds.push(poll_fd(fd.as_raw_fd(), libc::POLLOUT));
+            fds.len() - 1
+        });
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, TICK_MS) };
         if ready <= 0 {
-            return self.take_kills(link);
+            return self.take_frames(link);
         }
         let ready = |i: usize| fds[i].revents != 0;
         if ready(0) && !link.closed {
@@ -413,7 +435,7 @@ impl<'a> Watch<'a> {
                 self.stop(Ending::Killed);
             }
         }
-        self.take_kills(link)?;
+        self.take_frames(link)?;
         if ready(1) {
             self.read_notes(link)?;
         }
@@ -425,7 +447,7 @@ impl<'a> Watch<'a> {
         if work_at.is_some_and(ready) {
             self.read_work();
         }
-        if self.pipes.stdin.is_some() && ready(fds.len() - 1) {
+        if stdin_at.is_some_and(ready) {
             self.feed_stdin();
         }
         Ok(())
@@ -453,13 +475,39 @@ impl<'a> Watch<'a> {
 
     /// Acts on what the node sent during the job, including frames that came in one read
     /// with the job's own `Run`.
-    fn take_kills(&mut self, link: &mut Link) -> io::Result<()> {
+    fn take_frames(&mut self, link: &mut Link) -> io::Result<()> {
         while let Some(message) = link.frames.frame::<ToCell>().map_err(io::Error::other)? {
-            if message == ToCell::Kill {
-                self.stop(Ending::Killed);
+            match message {
+                ToCell::Kill => self.stop(Ending::Killed),
+                ToCell::Stdin(bytes) if self.stdin_more => self.stdin.extend_from_slice(&bytes),
+                ToCell::Eof => {
+                    self.stdin_more = false;
+                    self.close_stdin_when_done();
+                }
+                ToCell::Signal(signal) => self.signal_program(signal),
+                ToCell::Stdin(_) | ToCell::Run(_) => {}
             }
         }
         Ok(())
+    }
+
+    /// Signals the program's process group (it is a session leader: see `jail::spawn`). Only
+    /// while it runs: the compiler is not the client's to signal.
+    fn signal_program(&self, signal: i32) {
+        if self.started.is_none() || self.finished_at.is_some() {
+            return;
+        }
+        for pid in sys::children_of(self.init) {
+            sys::kill(-pid, signal);
+        }
+    }
+
+    /// Closing our end is the program's end of file: once all of stdin is written and no
+    /// more can come.
+    fn close_stdin_when_done(&mut self) {
+        if self.stdin.is_empty() && !self.stdin_more {
+            self.pipes.stdin = None;
+        }
     }
 
     /// The output pipes still open: (fd, index into compile (0-1) or program (2-3) streams).
@@ -478,19 +526,16 @@ impl<'a> Watch<'a> {
 
     fn feed_stdin(&mut self) {
         let Some(fd) = &self.pipes.stdin else { return };
-        let rest = &self.job.stdin[self.stdin_sent..];
-        match sys::write(fd.as_raw_fd(), rest) {
-            Ok(n) => self.stdin_sent += n,
+        match sys::write(fd.as_raw_fd(), &self.stdin) {
+            Ok(n) => drop(self.stdin.drain(..n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             // The program closed its stdin (or died): what it did not read is dropped.
-            Err(e) if e.kind() != io::ErrorKind::WouldBlock => {
-                self.stdin_sent = self.job.stdin.len()
+            Err(_) => {
+                self.stdin.clear();
+                self.stdin_more = false;
             }
-            Err(_) => {}
         }
-        if self.stdin_sent == self.job.stdin.len() {
-            // Closing our end is the program's end of file.
-            self.pipes.stdin = None;
-        }
+        self.close_stdin_when_done();
     }
 
     fn read_output(&mut self, fd: RawFd, which: usize, link: &mut Link) -> io::Result<()> {
@@ -592,6 +637,7 @@ impl<'a> Watch<'a> {
             "started" if self.ending.is_none() => {
                 let now = sys::monotonic_ms();
                 self.started = Some(now);
+                self.next_usage = now + protocol::USAGE_EVERY_MS;
                 self.deadline = now + self.job.limits.timeout_ms;
                 self.meter.restart_cpu();
             }

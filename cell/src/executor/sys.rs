@@ -62,6 +62,26 @@ pub fn kill(pid: libc::pid_t, signal: libc::c_int) {
     unsafe { libc::kill(pid, signal) };
 }
 
+/// The processes whose parent is `parent`, from /proc (gVisor has no `children` file).
+pub fn children_of(parent: libc::pid_t) -> Vec<libc::pid_t> {
+    let parent = parent.to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                // After the command name's last ')': state, then the parent's pid.
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1).map(|p| p == parent))
+                    .unwrap_or(false)
+            })
+        })
+        .collect()
+}
+
 /// Waits for `pid` (or any child, with -1). None when there is no such child or, with
 /// `nohang`, none has ended yet.
 pub fn wait(pid: libc::pid_t, nohang: bool) -> Option<(libc::pid_t, libc::c_int)> {
