@@ -395,10 +395,13 @@ impl<'a> Watch<'a> {
     fn check_limits(&mut self) {
         self.meter.tick();
         if sys::monotonic_ms() >= self.deadline {
-            if self.compile_started.is_some() {
+            let compiling = self.compile_started.is_some();
+            // Kill first: a failed compile report marks the job ended, and `stop` leaves
+            // ended jobs alone.
+            self.stop(Ending::TimedOut);
+            if compiling {
                 self.compiled(None);
             }
-            self.stop(Ending::TimedOut);
         }
         if self.started.is_some()
             && self.meter.cpu_ns() / 1_000_000 >= self.job.limits.cpu_ms + CPU_MARGIN_MS
