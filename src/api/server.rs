@@ -11,9 +11,8 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tower_service::Service;
 use tracing::Instrument;
 use warp::reply::{Reply, Response};
@@ -27,7 +26,9 @@ use super::unread::{self, Shared};
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
 
-/// Serves until `stop` fires, then lets open requests finish.
+/// Serves until `stop` fires, then lets open requests finish. Connections may be upgraded
+/// (the WebSocket routes); hyper-util's graceful shutdown does not take those, so each
+/// connection watches `closing` itself.
 pub async fn serve<F>(listener: TcpListener, routes: F, node: String, stop: oneshot::Receiver<()>)
 where
     F: Filter<Error = Infallible> + Clone + Send + Sync + 'static,
@@ -35,7 +36,8 @@ where
     F::Future: Send,
 {
     let node: Arc<str> = node.into();
-    let graceful = GracefulShutdown::new();
+    let (closing, closed) = watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
     let mut stop = std::pin::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
@@ -55,16 +57,28 @@ where
         let service = hyper::service::service_fn(move |request| {
             handle(node.clone(), peer, routes.clone(), request)
         });
-        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
+        let connection = http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut closed = closed.clone();
+        while connections.try_join_next().is_some() {}
+        connections.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = async { drop(closed.wait_for(|closing| *closing).await) } => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = closing.send(true);
+    while connections.join_next().await.is_some() {}
 }
 
 async fn handle<S>(

@@ -23,7 +23,7 @@ pub use request_id::RequestId;
 
 use crate::actors::NodeContext;
 use crate::languages::LanguageInfo;
-use crate::live::Event;
+use crate::live::{Event, Input};
 use crate::model::{ExecuteRequest, ExecutionRecord, Job};
 use crate::queue::live;
 use crate::queue::nodes::{self, NodeEntry};
@@ -115,15 +115,30 @@ impl Executions {
         // Heard before the record is read, so that nothing falls between the two.
         let events = live::events(&self.ctx.queue.client, &id).await?;
         let record = self.get(&id.to_string()).await?;
-        let (send, receive) = tokio::sync::mpsc::unbounded_channel();
-        let _ = send.send(Event::Status(record.status));
-        match record.status.is_final() {
-            true => drop(send.send(Event::Final(Box::new(record)))),
-            false => drop(tokio::spawn(follow(self.ctx.queue.clone(), id, events, send))),
-        }
-        Ok(futures::stream::unfold(receive, |mut receive| async {
-            receive.recv().await.map(|event| (event, receive))
-        }))
+        Ok(followed(self.ctx.queue.clone(), record, events))
+    }
+
+    /// Submits `request` as an interactive job: its stdin stays open for [`Self::send_input`]
+    /// until an `Input::Eof`. Returns the record as queued, and its events as [`Self::events`]
+    /// gives them, heard before the job was queued so that none is missed.
+    pub async fn submit_interactive(
+        &self,
+        request: ExecuteRequest,
+        request_id: &RequestId,
+    ) -> Result<(ExecutionRecord, impl futures::Stream<Item = Event> + Send + 'static), AppError>
+    {
+        let mut job = self.validate(request)?;
+        job.submission.interactive = true;
+        let events = live::events(&self.ctx.queue.client, &job.id()).await?;
+        let record = self.enqueue(&job, request_id).await?;
+        let events = followed(self.ctx.queue.clone(), record.clone(), events);
+        Ok((record, events))
+    }
+
+    /// Passes input to a running interactive job (at most once, like every live message: a
+    /// job not yet running does not hear it, so send after its `running` event).
+    pub async fn send_input(&self, id: &Uuid, input: &Input) -> Result<(), AppError> {
+        Ok(live::send_input(&self.ctx.queue.client, id, input).await?)
     }
 
     /// Cancels; the answer says whether the job is now cancelled, or was already finished.
@@ -150,11 +165,28 @@ impl Executions {
     }
 }
 
+/// `record`'s status, then the live `events` until the record is final, then the record.
+fn followed(
+    queue: crate::queue::Queue,
+    record: ExecutionRecord,
+    events: impl futures::Stream<Item = Event> + Unpin + Send + 'static,
+) -> impl futures::Stream<Item = Event> + Send + 'static {
+    let (send, receive) = tokio::sync::mpsc::unbounded_channel();
+    let _ = send.send(Event::Status(record.status));
+    match record.status.is_final() {
+        true => drop(send.send(Event::Final(Box::new(record)))),
+        false => drop(tokio::spawn(follow(queue, record.execution_id, events, send))),
+    }
+    futures::stream::unfold(receive, |mut receive| async {
+        receive.recv().await.map(|event| (event, receive))
+    })
+}
+
 /// Passes a running execution's events on until its record is final, then the record.
 async fn follow(
     queue: crate::queue::Queue,
     id: Uuid,
-    mut events: impl futures::Stream<Item = Event> + Unpin,
+    mut events: impl futures::Stream<Item = Event> + Unpin + Send,
     send: tokio::sync::mpsc::UnboundedSender<Event>,
 ) {
     use futures::{FutureExt, StreamExt};

@@ -270,7 +270,8 @@ fn cell_job(job: &Job, shape: &super::container::Shape, step: Step) -> protocol:
             fresh_mounts: !shape.gvisor(),
         },
         keep_work: matches!(step, Step::Compile),
-        interactive: job.submission.interactive,
+        // Test cases each have their own stdin: input from a client has no case to go to.
+        interactive: job.submission.interactive && job.submission.tests.is_empty(),
     }
 }
 
