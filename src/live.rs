@@ -104,12 +104,12 @@ impl TryFrom<ClientInput> for Input {
         Ok(match input {
             ClientInput::Stdin { data } => Input::Stdin(data.into_bytes()),
             ClientInput::Eof => Input::Eof,
-            ClientInput::Signal { signal } => Input::Signal(signal_number(&signal).ok_or_else(
-                || {
+            ClientInput::Signal { signal } => {
+                Input::Signal(signal_number(&signal).ok_or_else(|| {
                     let known: Vec<_> = SIGNALS.iter().map(|(name, _)| *name).collect();
                     format!("unknown signal `{signal}`; known: {}", known.join(", "))
-                },
-            )?),
+                })?)
+            }
         })
     }
 }

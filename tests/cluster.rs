@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use codebeaker::node::Role;
 use codebeaker::sandbox::Sandbox;
-use common::{eventually, final_record, test_config, NatsServer, NodeProcess, TestNode};
+use common::{eventually, final_record, NatsServer, NodeProcess, TestNode};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
@@ -33,9 +33,7 @@ async fn an_api_only_and_a_worker_only_process_serve_jobs_together() {
 #[tokio::test]
 async fn a_job_whose_worker_process_is_killed_completes_on_another_node() {
     let nats = NatsServer::start();
-    let mut config = test_config(0);
-    config.nats.url = Some(nats.url.clone());
-    let api = TestNode::join(config, Role::Api).await;
+    let api = TestNode::on(&nats, Role::Api, 0).await;
     let mut first = NodeProcess::start("worker", &nats.url, 1).await;
     let (status, accepted) = api
         .post_to(

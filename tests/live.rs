@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use codebeaker::node::Role;
-use common::{test_config, NatsServer, TestNode};
+use common::{NatsServer, TestNode};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -54,12 +54,8 @@ fn names(seen: &[Seen]) -> Vec<&str> {
 #[tokio::test]
 async fn output_streams_from_a_worker_node_while_the_job_runs_then_the_final_record() {
     let nats = NatsServer::start();
-    let mut config = test_config(0);
-    config.nats.url = Some(nats.url.clone());
-    let api = TestNode::join(config, Role::Api).await;
-    let mut config = test_config(1);
-    config.nats.url = Some(nats.url.clone());
-    let worker = TestNode::join(config, Role::Worker).await;
+    let api = TestNode::on(&nats, Role::Api, 0).await;
+    let worker = TestNode::on(&nats, Role::Worker, 1).await;
 
     let code = "import sys, time\n\
         for i in range(3):\n    print('tick', i, flush=True)\n    time.sleep(0.4)\n\
@@ -101,15 +97,31 @@ async fn output_streams_from_a_worker_node_while_the_job_runs_then_the_final_rec
         "the first chunk came {:?} before the end",
         last.at - first.at
     );
-    let stderr: Vec<&Value> = seen.iter().filter(|s| s.name == "stderr").map(|s| &s.data).collect();
+    let stderr: Vec<&Value> = seen
+        .iter()
+        .filter(|s| s.name == "stderr")
+        .map(|s| &s.data)
+        .collect();
     assert_eq!(stderr, [&json!({"data": "oops\n"})]);
     // Usage every 250 ms or so while it ran (about 1.8 s): CPU grows by the busy loop.
-    let usage: Vec<&Value> = seen.iter().filter(|s| s.name == "usage").map(|s| &s.data).collect();
+    let usage: Vec<&Value> = seen
+        .iter()
+        .filter(|s| s.name == "usage")
+        .map(|s| &s.data)
+        .collect();
     assert!(usage.len() >= 4, "{usage:?}");
     let cpu = |u: &Value| u["cpu_time_ms"].as_u64().unwrap();
-    assert!(cpu(usage.last().unwrap()) >= cpu(usage[0]) + 300, "{usage:?}");
+    assert!(
+        cpu(usage.last().unwrap()) >= cpu(usage[0]) + 300,
+        "{usage:?}"
+    );
     if !common::gvisor() {
-        assert!(usage.iter().all(|u| u["memory_bytes"].as_u64().unwrap() > 0), "{usage:?}");
+        assert!(
+            usage
+                .iter()
+                .all(|u| u["memory_bytes"].as_u64().unwrap() > 0),
+            "{usage:?}"
+        );
     }
     worker.shutdown().await;
     api.shutdown().await;

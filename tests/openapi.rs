@@ -81,8 +81,11 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_schema() {
             "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
             "--max-examples",
             "40",
+            // One worker: Debian's Python 3.11 can raise "AST constructor recursion depth
+            // mismatch" when hypothesis parses sources in two threads at once (CPython
+            // gh-106905), which fails the run with no fault of the server's.
             "--workers",
-            "2",
+            "1",
             "--seed",
             "1",
             "--request-timeout",

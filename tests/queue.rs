@@ -293,9 +293,7 @@ async fn record_watchers(js: &async_nats::jetstream::Context) -> usize {
 #[tokio::test]
 async fn five_hundred_waiting_sync_requests_share_one_records_watch() {
     let nats = common::NatsServer::start();
-    let mut config = test_config(0);
-    config.nats.url = Some(nats.url.clone());
-    let api = TestNode::join(config, codebeaker::node::Role::Api).await;
+    let api = TestNode::on(&nats, codebeaker::node::Role::Api, 0).await;
     let client = async_nats::connect(&nats.url).await.unwrap();
     let js = async_nats::jetstream::new(client.clone());
     let before = record_watchers(&js).await;

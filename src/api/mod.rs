@@ -8,6 +8,7 @@ mod observe;
 pub mod openapi;
 pub mod routes;
 pub mod server;
+mod session;
 mod unread;
 
 use std::convert::Infallible;
@@ -89,6 +90,14 @@ fn execution_routes(state: Arc<ApiState>) -> Routes {
         .and(request_id)
         .and(with_app.clone())
         .then(execute_async);
+    // Anything but an upgrade is answered 426 by the handler, not rejected by warp.
+    let upgrade = warp::ws().map(Some).or(warp::any().map(|| None)).unify();
+    let execute_ws = plain(Route::ExecuteWs)
+        .and(guard.clone())
+        .and(upgrade)
+        .and(request_id)
+        .and(with_app.clone())
+        .map(move |ws, id, app| session::execute_ws(ws, id, app, max_body));
     let get = with_param(Route::Execution)
         .and(guard.clone())
         .and(with_app.clone())
@@ -121,6 +130,8 @@ fn execution_routes(state: Arc<ApiState>) -> Routes {
         .map(languages);
     execute
         .or(execute_async)
+        .unify()
+        .or(execute_ws)
         .unify()
         .or(get)
         .unify()

@@ -26,6 +26,7 @@ use crate::app::ErrorBody;
     paths(
         super::execute,
         super::execute_async,
+        super::session::execute_ws,
         super::get_execution,
         super::execution_events,
         super::cancel_execution,

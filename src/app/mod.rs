@@ -24,7 +24,7 @@ pub use request_id::RequestId;
 use crate::actors::NodeContext;
 use crate::languages::LanguageInfo;
 use crate::live::{Event, Input};
-use crate::model::{ExecuteRequest, ExecutionRecord, Job};
+use crate::model::{ExecuteRequest, ExecutionRecord, Job, ValidationError};
 use crate::queue::live;
 use crate::queue::nodes::{self, NodeEntry};
 use crate::queue::Cancelled;
@@ -125,9 +125,23 @@ impl Executions {
         &self,
         request: ExecuteRequest,
         request_id: &RequestId,
-    ) -> Result<(ExecutionRecord, impl futures::Stream<Item = Event> + Send + 'static), AppError>
-    {
+    ) -> Result<
+        (
+            ExecutionRecord,
+            impl futures::Stream<Item = Event> + Send + 'static,
+        ),
+        AppError,
+    > {
         let mut job = self.validate(request)?;
+        if !job.submission.tests.is_empty() {
+            return Err(ValidationError::Invalid {
+                field: "tests",
+                message: "an interactive execution takes no test cases: send them to \
+                          POST /execute"
+                    .into(),
+            }
+            .into());
+        }
         job.submission.interactive = true;
         let events = live::events(&self.ctx.queue.client, &job.id()).await?;
         let record = self.enqueue(&job, request_id).await?;
@@ -175,7 +189,12 @@ fn followed(
     let _ = send.send(Event::Status(record.status));
     match record.status.is_final() {
         true => drop(send.send(Event::Final(Box::new(record)))),
-        false => drop(tokio::spawn(follow(queue, record.execution_id, events, send))),
+        false => drop(tokio::spawn(follow(
+            queue,
+            record.execution_id,
+            events,
+            send,
+        ))),
     }
     futures::stream::unfold(receive, |mut receive| async {
         receive.recv().await.map(|event| (event, receive))

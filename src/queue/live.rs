@@ -24,9 +24,8 @@ async fn subscribe<T: serde::de::DeserializeOwned + Send>(
         .subscribe(subject)
         .await
         .map_err(|e| QueueError::setup("live subscription", e))?;
-    Ok(subscriber.filter_map(|message| {
-        std::future::ready(rmp_serde::from_slice(&message.payload).ok())
-    }))
+    Ok(subscriber
+        .filter_map(|message| std::future::ready(rmp_serde::from_slice(&message.payload).ok())))
 }
 
 pub async fn publish_event(

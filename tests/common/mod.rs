@@ -248,6 +248,13 @@ impl TestNode {
         node
     }
 
+    /// A node of `role` with `workers` workers on a NATS server of the test's.
+    pub async fn on(nats: &NatsServer, role: Role, workers: usize) -> TestNode {
+        let mut config = test_config(workers);
+        config.nats.url = Some(nats.url.clone());
+        Self::join(config, role).await
+    }
+
     /// A node on the NATS server already named in `config`.
     pub async fn join(config: Config, role: Role) -> TestNode {
         codebeaker::telemetry::init(codebeaker::config::LogFormat::Pretty, "info");

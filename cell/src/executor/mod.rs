@@ -422,10 +422,15 @@ impl<'a> Watch<'a> {
             fds.len() - 1
         });
         // A pipe with nothing to write would be ready at every poll.
-        let stdin_at = self.pipes.stdin.as_ref().filter(|_| !self.stdin.is_empty()).map(|fd| {
-            fds.push(poll_fd(fd.as_raw_fd(), libc::POLLOUT));
-            fds.len() - 1
-        });
+        let stdin_at = self
+            .pipes
+            .stdin
+            .as_ref()
+            .filter(|_| !self.stdin.is_empty())
+            .map(|fd| {
+                fds.push(poll_fd(fd.as_raw_fd(), libc::POLLOUT));
+                fds.len() - 1
+            });
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, TICK_MS) };
         if ready <= 0 {
             return self.take_frames(link);
