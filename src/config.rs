@@ -36,6 +36,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub supervision: SupervisionConfig,
     pub pool: PoolConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 /// Containers each language keeps started ahead of its jobs.
@@ -143,6 +144,45 @@ impl Default for ApiConfig {
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
         }
+    }
+}
+
+/// Webhooks: where final records may be POSTed (`callback_url`), signed, and how hard to try.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Host names callbacks may go to: `hooks.example.com`, or `*.example.com` for its
+    /// subdomains. Empty: webhooks are off, and a request naming a `callback_url` is refused.
+    pub allow_hosts: Vec<String>,
+    /// Signs every POST (`X-CodeBeaker-Signature`); required once `allow_hosts` is set.
+    pub secret: Option<String>,
+    /// Tries per callback before it is given up as `failed`.
+    pub max_attempts: u32,
+    /// The first retry's pause; each later one doubles, up to five minutes.
+    pub first_retry_ms: u64,
+    /// How long one POST may take.
+    pub timeout_secs: u64,
+    /// Call loopback, private, link-local and other non-public addresses too. Off: such an
+    /// address is refused even when its name is allowed (metadata services, the LAN).
+    pub allow_private_addresses: bool,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            allow_hosts: Vec::new(),
+            secret: None,
+            max_attempts: 5,
+            first_retry_ms: 1000,
+            timeout_secs: 10,
+            allow_private_addresses: false,
+        }
+    }
+}
+
+impl WebhooksConfig {
+    pub fn enabled(&self) -> bool {
+        !self.allow_hosts.is_empty()
     }
 }
 
@@ -263,6 +303,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             supervision: SupervisionConfig::default(),
             pool: PoolConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -431,6 +472,19 @@ impl Config {
         }
         if self.nats.max_requests_in_flight == 0 {
             return invalid("nats.max_requests_in_flight", "must be at least 1");
+        }
+        let w = &self.webhooks;
+        if w.enabled() && w.secret.as_deref().is_none_or(|s| s.len() < 16) {
+            return invalid(
+                "webhooks.secret",
+                "must be set, at least 16 characters, once webhooks.allow_hosts is",
+            );
+        }
+        if w.max_attempts == 0 || w.timeout_secs == 0 {
+            return invalid(
+                "webhooks.max_attempts / webhooks.timeout_secs",
+                "must be at least 1",
+            );
         }
         if self.nats.max_deliver < 1 || self.nats.ack_wait_secs == 0 {
             return invalid(

@@ -12,6 +12,7 @@
 //! - [`languages`]: language definitions, loaded from `languages.toml` (data, not code).
 //! - [`queue`]: NATS JetStream between API and workers: job stream, records in KV, node
 //!   heartbeats, the rescue of jobs the stream lost, the pull loop, the embedded nats-server.
+//! - [`webhooks`]: signed POSTs of final records to `callback_url`s, retried durably.
 //! - [`actors`]: the per-node actor tree: Supervisor (health checks, autoscaling), WorkerActor,
 //!   RuntimeActor (warm pool), MetricsActor.
 //! - [`sandbox`]: Docker through bollard: hardened container spec, limits, output capture.
@@ -35,3 +36,4 @@ pub mod node;
 pub mod queue;
 pub mod sandbox;
 pub mod telemetry;
+pub mod webhooks;

@@ -58,6 +58,10 @@ pub struct ExecuteRequest {
     /// How each case's stdout is compared with its `expected_output`.
     #[serde(default, skip_serializing_if = "Compare::is_default")]
     pub compare: Compare,
+    /// Where to POST the record once it is final (signed; see `[webhooks]`). Only hosts the
+    /// server allows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -185,9 +189,52 @@ pub struct ExecutionRecord {
     /// The first case's verdict that is not `accepted`, else `accepted`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub verdict: Option<Verdict>,
+    /// Where the final record is POSTed, as the request named it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub callback_url: Option<String>,
+    /// How that delivery stands; shown on reads, never stored with the record.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub callback: Option<Callback>,
+    /// The batch the execution belongs to.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub batch_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// How a webhook delivery stands: tried `attempts` times so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Callback {
+    pub state: CallbackState,
+    pub attempts: u32,
+    /// Why the last attempt failed, while it is pending or once it has failed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CallbackState {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl Callback {
+    pub fn new(state: CallbackState, attempts: u32, error: Option<String>) -> Callback {
+        Callback {
+            state,
+            attempts,
+            error,
+        }
+    }
+}
+
+impl CallbackState {
+    pub fn is_final(self) -> bool {
+        self != CallbackState::Pending
+    }
 }
 
 /// What the compile step printed and how it ended.
@@ -211,6 +258,10 @@ pub struct BatchRequest {
     /// Answer once every execution is final (200 with the records), rather than at once.
     #[serde(default)]
     pub wait: bool,
+    /// Where to POST the batch (`{"batch_id", "executions": [record...]}`) once every
+    /// execution in it is final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
 }
 
 /// A batch's executions as they stand: `GET /batch/{id}`, and `POST /batch` with `wait`.
@@ -218,6 +269,9 @@ pub struct BatchRequest {
 pub struct BatchRecord {
     pub batch_id: Uuid,
     pub executions: Vec<ExecutionRecord>,
+    /// How the batch's own webhook delivery stands, when it named a `callback_url`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub callback: Option<Callback>,
 }
 
 /// A batch as accepted: its id and each execution's id and status.
@@ -268,6 +322,10 @@ pub struct Submission {
     /// Stdin stays open for input from the client (`live::Input`), as `GET /execute/ws` runs it.
     #[serde(default)]
     pub interactive: bool,
+    #[serde(default)]
+    pub callback_url: Option<String>,
+    #[serde(default)]
+    pub batch_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -380,6 +438,7 @@ impl ExecuteRequest {
             packages: vec![],
             tests: vec![],
             compare: Compare::Trim,
+            callback_url: None,
         }
     }
 
@@ -421,6 +480,8 @@ impl ExecuteRequest {
             tests: self.tests,
             compare: self.compare,
             interactive: false,
+            callback_url: self.callback_url,
+            batch_id: None,
             created_at: Utc::now(),
         };
         submission.resolve(languages, limits, Policy::Refuse)
@@ -679,6 +740,9 @@ impl ExecutionRecord {
             error: None,
             tests: None,
             verdict: None,
+            callback_url: submission.callback_url.clone(),
+            callback: None,
+            batch_id: submission.batch_id,
             created_at: submission.created_at,
             started_at: None,
             finished_at: None,

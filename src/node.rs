@@ -21,6 +21,7 @@ use crate::languages::{Languages, LanguagesError};
 use crate::nats_api;
 use crate::queue::embedded::{EmbeddedError, EmbeddedNats};
 use crate::queue::{consumer, rescue, Queue, QueueError};
+use crate::webhooks;
 use crate::sandbox::{Sandbox, SandboxError};
 
 /// Which halves of CodeBeaker a node runs.
@@ -349,6 +350,13 @@ async fn start_services(
                 return Err(e.into());
             }
         }
+    }
+    if ctx.config.webhooks.enabled() {
+        tasks.push(tokio::spawn(webhooks::run(
+            ctx.queue.clone(),
+            ctx.config.webhooks.clone(),
+            intake_stopped.clone(),
+        )));
     }
     if let Some(worker) = worker {
         tasks.push(tokio::spawn(consumer::run(

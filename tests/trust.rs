@@ -33,6 +33,8 @@ fn submission(language: &str, code: &str, limits: Requested) -> Submission {
         tests: vec![],
         compare: Default::default(),
         interactive: false,
+        callback_url: None,
+        batch_id: None,
         created_at: chrono::Utc::now(),
     }
 }

@@ -9,7 +9,8 @@ use futures::future::{join_all, try_join_all};
 use uuid::Uuid;
 
 use super::{parse_id, AppError, Executions, RequestId, Thing};
-use crate::model::{BatchRecord, BatchRequest, Job, ValidationError};
+use crate::model::{BatchRecord, BatchRequest, ExecutionRecord, Job, ValidationError};
+use crate::queue::callbacks::Target;
 use crate::queue::batches::Batch;
 
 impl Executions {
@@ -20,10 +21,17 @@ impl Executions {
         request: BatchRequest,
         request_id: &RequestId,
     ) -> Result<BatchRecord, AppError> {
-        let jobs = self.validate_batch(request.executions)?;
+        self.check_callback(request.callback_url.as_deref())
+            .map_err(AppError::from)?;
+        let batch_id = Uuid::new_v4();
+        let mut jobs = self.validate_batch(request.executions)?;
+        for job in &mut jobs {
+            job.submission.batch_id = Some(batch_id);
+        }
         let batch = Batch {
-            batch_id: Uuid::new_v4(),
+            batch_id,
             execution_ids: jobs.iter().map(Job::id).collect(),
+            callback_url: request.callback_url,
             created_at: Utc::now(),
         };
         tracing::info!(batch_id = %batch.batch_id, executions = jobs.len(), "batch queued");
@@ -37,10 +45,7 @@ impl Executions {
                 try_join_all(waits).await?
             }
         };
-        Ok(BatchRecord {
-            batch_id: batch.batch_id,
-            executions,
-        })
+        self.batch_record(&batch, executions).await
     }
 
     fn validate_batch(
@@ -92,12 +97,26 @@ impl Executions {
         let mut out = Vec::with_capacity(found.len());
         for record in found {
             if let Some(versioned) = record? {
-                out.push(versioned.record);
+                out.push(self.with_callback(versioned.record).await?);
             }
         }
+        self.batch_record(&batch, out).await
+    }
+
+    /// The batch as clients read it: its records, and its own delivery's state.
+    async fn batch_record(
+        &self,
+        batch: &Batch,
+        executions: Vec<ExecutionRecord>,
+    ) -> Result<BatchRecord, AppError> {
+        let callback = match batch.callback_url {
+            Some(_) => Some(self.callback(Target::Batch(batch.batch_id)).await?),
+            None => None,
+        };
         Ok(BatchRecord {
-            batch_id: id,
-            executions: out,
+            batch_id: batch.batch_id,
+            executions,
+            callback,
         })
     }
 }

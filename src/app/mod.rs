@@ -24,10 +24,14 @@ pub use request_id::RequestId;
 use crate::actors::NodeContext;
 use crate::languages::LanguageInfo;
 use crate::live::{Event, Input};
-use crate::model::{ExecuteRequest, ExecutionRecord, Job, ValidationError};
+use crate::model::{
+    Callback, CallbackState, ExecuteRequest, ExecutionRecord, Job, ValidationError,
+};
+use crate::queue::callbacks::Target;
 use crate::queue::live;
 use crate::queue::nodes::{self, NodeEntry};
 use crate::queue::Cancelled;
+use crate::webhooks;
 
 /// How long a synchronous request may wait for a free worker, on top of its own timeout.
 const QUEUE_ALLOWANCE: Duration = Duration::from_secs(60);
@@ -75,11 +79,42 @@ impl Executions {
         }
         let wait = job.time_budget() + QUEUE_ALLOWANCE;
         let latest = self.ctx.queue.waiters.wait_final(&job.id(), wait).await?;
-        Ok(latest.unwrap_or(queued))
+        self.with_callback(latest.unwrap_or(queued)).await
     }
 
     fn validate(&self, request: ExecuteRequest) -> Result<Job, AppError> {
+        self.check_callback(request.callback_url.as_deref())?;
         Ok(request.validate(&self.ctx.languages, &self.ctx.config.limits)?)
+    }
+
+    /// A `callback_url` the webhook policy allows, or none.
+    fn check_callback(&self, url: Option<&str>) -> Result<(), ValidationError> {
+        let Some(url) = url else { return Ok(()) };
+        match webhooks::policy::check_url(&self.ctx.config.webhooks, url) {
+            Ok(_) => Ok(()),
+            Err(message) => Err(ValidationError::Invalid {
+                field: "callback_url",
+                message,
+            }),
+        }
+    }
+
+    /// The record with its webhook delivery's state, when it named a `callback_url`.
+    async fn with_callback(&self, mut record: ExecutionRecord) -> Result<ExecutionRecord, AppError> {
+        if record.callback_url.is_some() {
+            let target = Target::Execution(record.execution_id);
+            record.callback = Some(self.callback(target).await?);
+        }
+        Ok(record)
+    }
+
+    /// How a delivery stands; not yet tried when nothing is stored.
+    async fn callback(&self, target: Target) -> Result<Callback, AppError> {
+        let stored = self.ctx.queue.callbacks.get(target).await?;
+        Ok(stored.map_or_else(
+            || Callback::new(CallbackState::Pending, 0, None),
+            |s| s.callback,
+        ))
     }
 
     async fn enqueue(
@@ -96,7 +131,7 @@ impl Executions {
     pub async fn get(&self, id: &str) -> Result<ExecutionRecord, AppError> {
         let id = parse_id(id, Thing::Execution)?;
         match self.ctx.queue.records.get(&id).await? {
-            Some(found) => Ok(found.record),
+            Some(found) => self.with_callback(found.record).await,
             None => Err(AppError::NotFound {
                 what: Thing::Execution,
                 id,

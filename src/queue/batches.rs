@@ -13,6 +13,9 @@ use super::QueueError;
 pub struct Batch {
     pub batch_id: Uuid,
     pub execution_ids: Vec<Uuid>,
+    /// Where the batch is POSTed once every execution in it is final.
+    #[serde(default)]
+    pub callback_url: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 

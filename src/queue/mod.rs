@@ -4,6 +4,7 @@
 //! - [`jetstream`]: stream, consumers, KV bucket set-up; the delivery handle workers ack with.
 //! - [`records`]: execution records in KV (create, compare-and-set, watch).
 //! - [`batches`]: which executions each batch holds.
+//! - [`callbacks`]: webhook delivery state, and the consumer that hands final records over.
 //! - [`live`]: a running execution's events and an interactive one's input (core NATS).
 //! - [`waiters`]: one watch per node over the records, handing final ones to waiting requests.
 //! - [`consumer`]: the worker node's pull loop, taking only as many jobs as workers are free.
@@ -14,6 +15,7 @@
 //! - [`embedded`]: the `nats-server -js` child that `serve` runs when no URL is configured.
 
 pub mod batches;
+pub mod callbacks;
 pub mod consumer;
 pub mod embedded;
 pub mod jetstream;
@@ -33,6 +35,7 @@ use uuid::Uuid;
 use crate::config::NatsConfig;
 use crate::model::{ExecutionRecord, Job, Priority, Status};
 use batches::Batches;
+use callbacks::Callbacks;
 use records::Records;
 use waiters::Waiters;
 
@@ -44,6 +47,9 @@ pub mod names {
     pub const EXECUTIONS: &str = "codebeaker-executions";
     pub const NODES: &str = "codebeaker-nodes";
     pub const BATCHES: &str = "codebeaker-batches";
+    pub const CALLBACKS: &str = "codebeaker-callbacks";
+    /// The durable consumer over the records' stream that webhook deliveries come from.
+    pub const WEBHOOKS_CONSUMER: &str = "webhooks";
     pub const EXECUTE: &str = "codebeaker.execute";
     pub const LANGUAGES: &str = "codebeaker.languages";
     pub const WORKERS: &str = "codebeaker.workers";
@@ -129,6 +135,7 @@ pub struct Queue {
     pub js: async_nats::jetstream::Context,
     pub records: Records,
     pub batches: Batches,
+    pub callbacks: Callbacks,
     /// Where sync requests and cancels wait for final records.
     pub waiters: Waiters,
     pub nodes: kv::Store,
@@ -157,7 +164,7 @@ impl Queue {
         let deadline = tokio::time::Instant::now() + patience;
         let client = connect_with_patience(url, config, patience).await?;
         let js = async_nats::jetstream::new(client.clone());
-        let (records, batches, nodes) = loop {
+        let (records, batches, callbacks, nodes) = loop {
             match prepare(&js, config).await {
                 Ok(ready) => break ready,
                 Err(e) if tokio::time::Instant::now() < deadline => {
@@ -173,6 +180,7 @@ impl Queue {
             waiters: Waiters::new(records.clone()),
             records,
             batches,
+            callbacks,
             nodes,
             config: config.clone(),
         })
@@ -294,7 +302,7 @@ impl Queue {
 async fn prepare(
     js: &async_nats::jetstream::Context,
     config: &NatsConfig,
-) -> Result<(Records, Batches, kv::Store), QueueError> {
+) -> Result<(Records, Batches, Callbacks, kv::Store), QueueError> {
     jetstream::ensure_stream(js, config).await?;
     // Every node, not only workers, so that the backlog can be read before a worker joins.
     jetstream::consumers(js, config).await?;
@@ -302,8 +310,15 @@ async fn prepare(
     let executions =
         jetstream::ensure_kv(js, names::EXECUTIONS, records_age, config.replicas).await?;
     let batches = jetstream::ensure_kv(js, names::BATCHES, records_age, config.replicas).await?;
+    let callbacks =
+        jetstream::ensure_kv(js, names::CALLBACKS, records_age, config.replicas).await?;
     let nodes = jetstream::ensure_kv(js, names::NODES, nodes::KEPT_FOR, config.replicas).await?;
-    Ok((Records::new(executions), Batches::new(batches), nodes))
+    Ok((
+        Records::new(executions),
+        Batches::new(batches),
+        Callbacks::new(callbacks),
+        nodes,
+    ))
 }
 
 async fn connect_with_patience(
