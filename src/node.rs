@@ -21,8 +21,8 @@ use crate::languages::{Languages, LanguagesError};
 use crate::nats_api;
 use crate::queue::embedded::{EmbeddedError, EmbeddedNats};
 use crate::queue::{consumer, rescue, Queue, QueueError};
-use crate::webhooks;
 use crate::sandbox::{Sandbox, SandboxError};
+use crate::webhooks;
 
 /// Which halves of CodeBeaker a node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

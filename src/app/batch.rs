@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::{parse_id, AppError, Executions, RequestId, Thing};
 use crate::model::{BatchRecord, BatchRequest, ExecutionRecord, Job, ValidationError};
-use crate::queue::callbacks::Target;
 use crate::queue::batches::Batch;
+use crate::queue::callbacks::Target;
 
 impl Executions {
     /// Queues the batch; with `wait`, waits for every record (each within its job's budget).

@@ -100,7 +100,10 @@ impl Executions {
     }
 
     /// The record with its webhook delivery's state, when it named a `callback_url`.
-    async fn with_callback(&self, mut record: ExecutionRecord) -> Result<ExecutionRecord, AppError> {
+    async fn with_callback(
+        &self,
+        mut record: ExecutionRecord,
+    ) -> Result<ExecutionRecord, AppError> {
         if record.callback_url.is_some() {
             let target = Target::Execution(record.execution_id);
             record.callback = Some(self.callback(target).await?);

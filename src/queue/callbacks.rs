@@ -71,7 +71,11 @@ impl Callbacks {
             callback: Callback::new(CallbackState::Pending, 0, None),
             owner: Some(owner),
         };
-        match self.kv.create(Target::Batch(batch).key(), encode(&stored)?).await {
+        match self
+            .kv
+            .create(Target::Batch(batch).key(), encode(&stored)?)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
                 let found = self.get(Target::Batch(batch)).await?;

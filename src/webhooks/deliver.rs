@@ -113,7 +113,10 @@ impl Deliverer {
     async fn deliveries(&self, record: &ExecutionRecord, attempt: u32) -> Next {
         let id = record.execution_id;
         let own = match &record.callback_url {
-            Some(url) => self.try_once(Target::Execution(id), url, record, attempt).await,
+            Some(url) => {
+                self.try_once(Target::Execution(id), url, record, attempt)
+                    .await
+            }
             None => Ok(Next::Done),
         };
         let batch = match record.batch_id {
@@ -154,7 +157,8 @@ impl Deliverer {
             executions,
             callback: None,
         };
-        self.try_once(Target::Batch(batch_id), &url, &body, attempt).await
+        self.try_once(Target::Batch(batch_id), &url, &body, attempt)
+            .await
     }
 
     /// One try, unless the delivery is over already; its outcome stored for reads.
@@ -173,11 +177,18 @@ impl Deliverer {
         let result = self.post(url, &body, attempt).await;
         let give_up = attempt >= self.config.max_attempts;
         let (callback, next) = match result {
-            Ok(()) => (Callback::new(CallbackState::Delivered, attempt, None), Next::Done),
-            Err(Failure::Refused(why)) => (Callback::new(CallbackState::Failed, attempt, Some(why)), Next::Done),
-            Err(Failure::Failed(why)) if give_up => {
-                (Callback::new(CallbackState::Failed, attempt, Some(why)), Next::Done)
-            }
+            Ok(()) => (
+                Callback::new(CallbackState::Delivered, attempt, None),
+                Next::Done,
+            ),
+            Err(Failure::Refused(why)) => (
+                Callback::new(CallbackState::Failed, attempt, Some(why)),
+                Next::Done,
+            ),
+            Err(Failure::Failed(why)) if give_up => (
+                Callback::new(CallbackState::Failed, attempt, Some(why)),
+                Next::Done,
+            ),
             Err(Failure::Failed(why)) => (
                 Callback::new(CallbackState::Pending, attempt, Some(why)),
                 Next::TryAgainIn(self.pause(attempt)),
@@ -185,7 +196,10 @@ impl Deliverer {
         };
         tracing::info!(target = ?target, state = ?callback.state, attempt, error = callback.error, "webhook");
         let owner = stored.and_then(|s| s.owner);
-        self.queue.callbacks.put(target, &Stored { callback, owner }).await?;
+        self.queue
+            .callbacks
+            .put(target, &Stored { callback, owner })
+            .await?;
         Ok(next)
     }
 
@@ -193,10 +207,12 @@ impl Deliverer {
     async fn post(&self, raw: &str, body: &[u8], attempt: u32) -> Result<(), Failure> {
         // Checked again here: a job message may come from anyone who can publish.
         let url = policy::check_url(&self.config, raw).map_err(Failure::Refused)?;
-        let addrs = policy::resolve(&self.config, &url).await.map_err(|why| match why {
-            why if why.contains("non-public") => Failure::Refused(why),
-            why => Failure::Failed(why),
-        })?;
+        let addrs = policy::resolve(&self.config, &url)
+            .await
+            .map_err(|why| match why {
+                why if why.contains("non-public") => Failure::Refused(why),
+                why => Failure::Failed(why),
+            })?;
         let host = url.host_str().unwrap_or_default().to_string();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -212,7 +228,10 @@ impl Deliverer {
             .header("content-type", "application/json")
             .header(signature::HEADER, signed)
             .header("X-CodeBeaker-Attempt", attempt.to_string())
-            .header("user-agent", concat!("CodeBeaker/", env!("CARGO_PKG_VERSION")))
+            .header(
+                "user-agent",
+                concat!("CodeBeaker/", env!("CARGO_PKG_VERSION")),
+            )
             .body(body.to_vec())
             .send()
             .await
@@ -252,7 +271,9 @@ mod tests {
     #[test]
     fn pauses_double_up_to_five_minutes() {
         let first = Duration::from_millis(500);
-        let pauses: Vec<u64> = (1..=5).map(|a| pause(first, a).as_millis() as u64).collect();
+        let pauses: Vec<u64> = (1..=5)
+            .map(|a| pause(first, a).as_millis() as u64)
+            .collect();
         assert_eq!(pauses, [500, 1000, 2000, 4000, 8000]);
         assert_eq!(pause(first, 40), MAX_PAUSE);
     }

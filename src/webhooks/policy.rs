@@ -30,7 +30,11 @@ pub fn check_url(config: &WebhooksConfig, raw: &str) -> Result<Url, String> {
         Host::Ipv4(ip) => ip.to_string(),
         Host::Ipv6(ip) => ip.to_string(),
     };
-    if !config.allow_hosts.iter().any(|allowed| host_matches(allowed, &name)) {
+    if !config
+        .allow_hosts
+        .iter()
+        .any(|allowed| host_matches(allowed, &name))
+    {
         return Err(format!(
             "host `{name}` is not one webhooks may call (webhooks.allow_hosts)"
         ));
@@ -159,15 +163,25 @@ mod tests {
             assert!(check_url(&c, bad).is_err(), "{bad}");
         }
         let off = config(&[], true);
-        assert!(check_url(&off, "https://hooks.example.com/").unwrap_err().contains("off"));
+        assert!(check_url(&off, "https://hooks.example.com/")
+            .unwrap_err()
+            .contains("off"));
     }
 
     #[test]
     fn private_literals_are_refused_even_when_allowed_by_name_unless_enabled() {
         let hosts = ["127.0.0.1", "169.254.169.254", "::1", "10.1.2.3"];
         let strict = config(&hosts, false);
-        for url in ["http://127.0.0.1:9/", "http://169.254.169.254/latest/meta-data", "http://[::1]/", "http://10.1.2.3/"] {
-            assert!(check_url(&strict, url).unwrap_err().contains("non-public"), "{url}");
+        for url in [
+            "http://127.0.0.1:9/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::1]/",
+            "http://10.1.2.3/",
+        ] {
+            assert!(
+                check_url(&strict, url).unwrap_err().contains("non-public"),
+                "{url}"
+            );
         }
         let open = config(&hosts, true);
         assert!(check_url(&open, "http://127.0.0.1:9/").is_ok());
@@ -180,10 +194,27 @@ mod tests {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
         for ip in [
-            "127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-            "0.0.0.0", "255.255.255.255", "224.0.0.1", "198.18.0.1", "192.0.0.1", "192.0.2.1",
-            "::1", "::", "fc00::1", "fd12::1", "fe80::1", "ff02::1", "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254", "2001:db8::1",
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "198.18.0.1",
+            "192.0.0.1",
+            "192.0.2.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "2001:db8::1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
@@ -195,6 +226,10 @@ mod tests {
         let url = check_url(&c, "http://localhost:9/").unwrap();
         assert!(resolve(&c, &url).await.unwrap_err().contains("non-public"));
         let open = config(&["localhost"], true);
-        assert!(resolve(&open, &url).await.unwrap().iter().all(|a| a.ip().is_loopback()));
+        assert!(resolve(&open, &url)
+            .await
+            .unwrap()
+            .iter()
+            .all(|a| a.ip().is_loopback()));
     }
 }
