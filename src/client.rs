@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::app::ErrorBody;
 use crate::config::NatsConfig;
 use crate::languages::LanguageInfo;
-use crate::model::{ExecuteRequest, ExecutionRecord};
+use crate::model::{ExecuteRequest, ExecutionRecord, ExecutionRef};
 use crate::queue::nodes::NodeEntry;
 use crate::queue::{names, records};
 
@@ -91,6 +91,50 @@ impl Client {
                 nats_answer(&reply)
             }
         }
+    }
+
+    /// Runs the code, handing each live event (`status`, `stdout`, `stderr`, `usage`) to
+    /// `each` as it comes, and returns the final record. REST only: the events are SSE.
+    pub async fn stream(
+        &self,
+        request: &ExecuteRequest,
+        mut each: impl FnMut(&str, &serde_json::Value),
+    ) -> Result<ExecutionRecord, ClientError> {
+        use eventsource_stream::Eventsource;
+        use futures::StreamExt;
+        let Transport::Rest { http, base } = &self.transport else {
+            return Err(ClientError::BadAnswer(
+                "streaming output needs the REST API (--url), not NATS".into(),
+            ));
+        };
+        let url = format!("{base}/execute/async");
+        let accepted: ExecutionRef =
+            rest_answer(&url, http.post(&url).json(request).send().await).await?;
+        let url = format!("{base}/execution/{}/events", accepted.execution_id);
+        let unreachable = |e: String| ClientError::Unreachable {
+            target: url.clone(),
+            reason: e,
+        };
+        let response = http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let mut events = response.bytes_stream().eventsource();
+        while let Some(event) = events.next().await {
+            let event = event.map_err(|e| unreachable(e.to_string()))?;
+            let bad = |e: serde_json::Error| ClientError::BadAnswer(e.to_string());
+            if event.event == "final" {
+                return serde_json::from_str(&event.data).map_err(bad);
+            }
+            each(
+                &event.event,
+                &serde_json::from_str(&event.data).map_err(bad)?,
+            );
+        }
+        // The stream broke before the end: the record says how far the job got.
+        let url = format!("{base}/execution/{}", accepted.execution_id);
+        rest_answer(&url, http.get(&url).send().await).await
     }
 
     pub async fn languages(&self) -> Result<Vec<LanguageInfo>, ClientError> {

@@ -93,6 +93,21 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The name the records use, e.g. `wrong_answer`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Accepted => "accepted",
+            Verdict::WrongAnswer => "wrong_answer",
+            Verdict::RuntimeError => "runtime_error",
+            Verdict::TimeLimitExceeded => "time_limit_exceeded",
+            Verdict::MemoryLimitExceeded => "memory_limit_exceeded",
+            Verdict::OutputLimitExceeded => "output_limit_exceeded",
+            Verdict::CompileError => "compile_error",
+            Verdict::Cancelled => "cancelled",
+            Verdict::InternalError => "internal_error",
+        }
+    }
+
     /// The first verdict that is not `accepted`, else `accepted`.
     pub fn overall(cases: &[TestResult]) -> Verdict {
         cases
@@ -205,6 +220,24 @@ pub fn summary(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn verdict_names_are_the_ones_records_carry() {
+        use Verdict as V;
+        for v in [
+            V::Accepted,
+            V::WrongAnswer,
+            V::RuntimeError,
+            V::TimeLimitExceeded,
+            V::MemoryLimitExceeded,
+            V::OutputLimitExceeded,
+            V::CompileError,
+            V::Cancelled,
+            V::InternalError,
+        ] {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.as_str());
+        }
+    }
 
     #[test]
     fn trim_ignores_trailing_whitespace_per_line_and_at_the_end_only() {

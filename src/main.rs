@@ -7,8 +7,9 @@ use clap::{Args, Parser, Subcommand};
 use codebeaker::bench::BenchOptions;
 use codebeaker::client::Client;
 use codebeaker::config::Config;
+use codebeaker::judge::Verdict;
 use codebeaker::languages::Languages;
-use codebeaker::model::{ExecuteRequest, Status};
+use codebeaker::model::{ExecuteRequest, ExecutionRecord, Status};
 use codebeaker::node::{Node, Role};
 use codebeaker::queue::embedded;
 
@@ -40,6 +41,13 @@ enum Command {
         /// Language name or alias; guessed from the file extension when omitted.
         #[arg(long)]
         language: Option<String>,
+        /// Run it against the test cases in this JSON file (`[{"stdin", "expected_output"}]`):
+        /// prints each case's verdict and exits 0 only when every case is accepted.
+        #[arg(long)]
+        tests: Option<PathBuf>,
+        /// Print the output as the program writes it rather than at the end (REST only).
+        #[arg(long)]
+        stream: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -147,8 +155,13 @@ async fn main() -> ExitCode {
         Command::Run {
             file,
             language,
+            tests,
+            stream,
             server,
-        } => run(&file, language, &server, &config).await,
+        } => {
+            let how = RunOptions { tests, stream };
+            run(&file, language, how, &server, &config).await
+        }
         Command::Languages { server } => languages(&server, &config).await,
         Command::Cluster { server } => cluster(&server, &config).await,
         Command::Bench {
@@ -212,41 +225,125 @@ async fn shutdown_signal() {
 const EXIT_TIME_LIMIT: u8 = 124;
 const EXIT_OTHER_LIMIT: u8 = 125;
 
+/// How `codebeaker run` runs the file.
+struct RunOptions {
+    tests: Option<PathBuf>,
+    stream: bool,
+}
+
 async fn run(
-    file: &PathBuf,
+    file: &std::path::Path,
     language: Option<String>,
+    how: RunOptions,
     server: &ServerArgs,
     config: &Config,
 ) -> ExitCode {
-    let code = match std::fs::read_to_string(file) {
-        Ok(code) => code,
-        Err(e) => return fail(format!("cannot read {}: {e}", file.display())),
-    };
-    let Some(language) = language.or_else(|| guess_language(file)) else {
-        return fail(format!(
-            "cannot tell the language of {}; pass --language",
-            file.display()
-        ));
-    };
-    let mut stdin = String::new();
-    if !std::io::stdin().is_terminal() {
-        let _ = std::io::stdin().read_to_string(&mut stdin);
-    }
-    let request = ExecuteRequest {
-        stdin,
-        ..ExecuteRequest::new(language, code)
+    let request = match run_request(file, language, how.tests.as_deref()) {
+        Ok(request) => request,
+        Err(e) => return fail(e),
     };
     let client = match server.client(config).await {
         Ok(client) => client,
         Err(e) => return fail(e),
     };
-    let record = match client.execute(&request).await {
+    let answer = match how.stream {
+        true => client.stream(&request, print_chunk).await,
+        false => client.execute(&request).await,
+    };
+    let record = match answer {
         Ok(record) => record,
         Err(e) => return fail(e.to_string()),
     };
-    print!("{}", record.stdout);
-    eprint!("{}", record.stderr);
+    if !how.stream {
+        print!("{}", record.stdout);
+        eprint!("{}", record.stderr);
+    }
     let _ = std::io::stdout().flush();
+    if let Some(compile) = record
+        .compile
+        .as_ref()
+        .filter(|_| record.status == Status::CompileError)
+    {
+        eprint!("{}{}", compile.stdout, compile.stderr);
+    }
+    match &record.tests {
+        Some(cases) => report_cases(cases, record.verdict),
+        None => exit_status(&record),
+    }
+}
+
+/// The request: the file, its language, stdin when piped, and the test cases if any.
+fn run_request(
+    file: &std::path::Path,
+    language: Option<String>,
+    tests: Option<&std::path::Path>,
+) -> Result<ExecuteRequest, String> {
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let code = read(file)?;
+    let language = language.or_else(|| guess_language(file)).ok_or_else(|| {
+        format!(
+            "cannot tell the language of {}; pass --language",
+            file.display()
+        )
+    })?;
+    let tests = match tests {
+        Some(path) => serde_json::from_str(&read(path)?).map_err(|e| {
+            format!(
+                "{}: test cases are a JSON list of {{\"stdin\", \"expected_output\"}}: {e}",
+                path.display()
+            )
+        })?,
+        None => Vec::new(),
+    };
+    let mut stdin = String::new();
+    if !std::io::stdin().is_terminal() {
+        let _ = std::io::stdin().read_to_string(&mut stdin);
+    }
+    Ok(ExecuteRequest {
+        stdin,
+        tests,
+        ..ExecuteRequest::new(language, code)
+    })
+}
+
+/// A live output chunk, written where the program wrote it.
+fn print_chunk(event: &str, data: &serde_json::Value) {
+    let text = data["data"].as_str().unwrap_or_default();
+    match event {
+        "stdout" => {
+            print!("{text}");
+            let _ = std::io::stdout().flush();
+        }
+        "stderr" => eprint!("{text}"),
+        _ => {}
+    }
+}
+
+/// One line per case, then the overall verdict; 0 only when every case is accepted.
+fn report_cases(cases: &[codebeaker::judge::TestResult], verdict: Option<Verdict>) -> ExitCode {
+    for (i, case) in cases.iter().enumerate() {
+        let ms = case.duration_ms.unwrap_or(0);
+        println!("case {:>2}: {:<22} {ms} ms", i + 1, case.verdict.as_str());
+    }
+    let accepted = cases
+        .iter()
+        .filter(|c| c.verdict == Verdict::Accepted)
+        .count();
+    let verdict = verdict.map_or("none", Verdict::as_str);
+    println!(
+        "verdict: {verdict} ({accepted} of {} accepted)",
+        cases.len()
+    );
+    match verdict == Verdict::Accepted.as_str() && !cases.is_empty() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::FAILURE,
+    }
+}
+
+/// The program's own exit code, or ours for a limit or failure.
+fn exit_status(record: &ExecutionRecord) -> ExitCode {
     match record.status {
         Status::Completed => ExitCode::from(record.exit_code.unwrap_or(0).clamp(0, 255) as u8),
         Status::TimeLimitExceeded => {
@@ -254,7 +351,11 @@ async fn run(
             ExitCode::from(EXIT_TIME_LIMIT)
         }
         other => {
-            let why = record.error.map(|e| format!(" ({e})")).unwrap_or_default();
+            let why = record
+                .error
+                .as_ref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
             eprintln!("codebeaker: {}{why}", other.as_str());
             ExitCode::from(EXIT_OTHER_LIMIT)
         }
