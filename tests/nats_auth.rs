@@ -66,12 +66,31 @@ async fn the_documented_accounts_config_gives_each_role_what_it_needs_and_no_mor
         config.nats.url = Some(nats.url.clone());
         config.nats.user = Some(user.into());
         config.nats.password = Some(password.into());
+        // Both roles deliver webhooks: their consumer, pulls, acks and state need rights too.
+        config.webhooks = codebeaker::config::WebhooksConfig {
+            allow_hosts: vec!["127.0.0.1".into()],
+            secret: Some("accounts-test-secret".into()),
+            max_attempts: 1,
+            allow_private_addresses: true,
+            ..Default::default()
+        };
         config
     };
     let _worker = TestNode::join(as_user("worker", "change-me-worker"), Role::Worker).await;
     let api = TestNode::join(as_user("api", "change-me-api"), Role::Api).await;
-    let r = api.python("print('through the accounts')").await;
+    // Nobody listens on the callback's port: its one try fails, and the record says so.
+    let callback = format!("http://127.0.0.1:{}/", common::free_port());
+    let r = api
+        .run(serde_json::json!({"language": "python", "code": "print('through the accounts')", "callback_url": callback}))
+        .await;
     assert_eq!(r["status"], "completed", "{r}");
+    let id = r["execution_id"].as_str().unwrap().to_string();
+    let failed = common::eventually(Duration::from_secs(20), || async {
+        let (_, body) = api.get(&format!("/execution/{id}")).await;
+        body.contains(r#""state":"failed""#)
+    })
+    .await;
+    assert!(failed, "the webhook's try was never recorded");
 
     let client = async_nats::ConnectOptions::with_user_and_password(
         "client".into(),
