@@ -565,7 +565,15 @@ mod tests {
 
     #[test]
     fn invalid_values_are_refused_naming_the_key() {
-        let cases: [(&str, &str); 8] = [
+        let cases: [(&str, &str); 10] = [
+            (
+                "[webhooks]\nallow_hosts = [\"hooks.example.com\"]\n",
+                "webhooks.secret",
+            ),
+            (
+                "[webhooks]\nallow_hosts = [\"hooks.example.com\"]\nsecret = \"short\"\n",
+                "webhooks.secret",
+            ),
             ("[api]\nrate_per_second = 0\n", "api.rate_per_second"),
             (
                 "[limits]\ntimeout = { default = -1.0, min = 0.1, max = 60.0 }\n",

@@ -331,12 +331,9 @@ fn report_cases(cases: &[codebeaker::judge::TestResult], verdict: Option<Verdict
         .iter()
         .filter(|c| c.verdict == Verdict::Accepted)
         .count();
-    let verdict = verdict.map_or("none", Verdict::as_str);
-    println!(
-        "verdict: {verdict} ({accepted} of {} accepted)",
-        cases.len()
-    );
-    match verdict == Verdict::Accepted.as_str() && !cases.is_empty() {
+    let name = verdict.map_or("none", Verdict::as_str);
+    println!("verdict: {name} ({accepted} of {} accepted)", cases.len());
+    match verdict == Some(Verdict::Accepted) && !cases.is_empty() {
         true => ExitCode::SUCCESS,
         false => ExitCode::FAILURE,
     }

@@ -217,6 +217,10 @@ async fn urls_the_policy_does_not_allow_are_refused_with_the_field_named() {
         ("https://evil.example/", "not one webhooks may call"),
         ("ftp://hooks.example.com/", "http or https"),
         ("not a url", "not a URL"),
+        (
+            &*format!("https://hooks.example.com/{}", "x".repeat(2048)),
+            "at most 2048 bytes",
+        ),
         // Allowed by name, but loopback: refused unless private addresses are enabled.
         ("http://127.0.0.1:9/hook", "non-public"),
     ];
@@ -351,4 +355,32 @@ async fn a_delivery_pending_when_its_node_stops_is_made_by_the_next_node() {
     let posted: Value = serde_json::from_slice(&hits[0].body).unwrap();
     assert_eq!(posted["stdout"], "survives\n");
     second.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_is_given_up_on_at_the_post_timeout() {
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            open.push(stream);
+        }
+    });
+    let mut hooks = webhooks(&["127.0.0.1"], true, 2);
+    hooks.timeout_secs = 1;
+    let node = TestNode::with_config(config_with(hooks)).await;
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let (status, answer) = node
+        .post(json!({"language": "python", "code": "print(1)", "callback_url": url}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let record = delivered(&node, answer["execution_id"].as_str().unwrap()).await;
+    assert_eq!(record["callback"]["state"], "failed", "{record}");
+    assert_eq!(record["callback"]["attempts"], 2);
+    let error = record["callback"]["error"].as_str().unwrap();
+    assert!(error.contains("POST failed"), "{record}");
+    held.abort();
+    node.shutdown().await;
 }

@@ -72,6 +72,12 @@ async fn until(socket: &mut Socket, kind: &str) -> Vec<Value> {
 
 /// The frames of a session the server refuses, then its close code and error code.
 async fn refused(socket: &mut Socket) -> (u16, String) {
+    refused_after(socket).await.0
+}
+
+/// As [`refused`], with the execution the session had started, if it got that far.
+async fn refused_after(socket: &mut Socket) -> ((u16, String), Option<String>) {
+    let mut started = None;
     loop {
         match hear(socket).await {
             Heard::Frame(frame) if frame["type"] == "error" => {
@@ -85,7 +91,10 @@ async fn refused(socket: &mut Socket) -> (u16, String) {
                     !reason.is_empty() && message.starts_with(&reason),
                     "{reason} / {message}"
                 );
-                return (code, error);
+                return ((code, error), started);
+            }
+            Heard::Frame(frame) if frame["type"] == "accepted" => {
+                started = frame["execution_id"].as_str().map(str::to_string);
             }
             Heard::Frame(_) => continue,
             closed => panic!("closed with no error frame: {closed:?}"),
@@ -211,16 +220,21 @@ async fn bad_frames_and_bad_requests_close_the_session_with_a_code_that_says_why
             "invalid_frame",
         ),
     ];
+    let mut started = Vec::new();
     for (frames, code, error) in cases {
         let mut socket = connect(&node).await;
         for frame in frames.clone() {
             socket.send(frame).await.unwrap();
         }
-        assert_eq!(
-            refused(&mut socket).await,
-            (code, error.to_string()),
-            "{frames:?}"
-        );
+        let (refusal, execution) = refused_after(&mut socket).await;
+        assert_eq!(refusal, (code, error.to_string()), "{frames:?}");
+        started.extend(execution);
+    }
+    // The two sessions refused after their request had started a job cancelled it.
+    assert_eq!(started.len(), 2, "{started:?}");
+    for id in &started {
+        let record = final_record(&node, id, Duration::from_secs(30)).await;
+        assert_eq!(record["status"], "cancelled", "{record}");
     }
     // The sessions that had started a job took it with them.
     assert!(
@@ -278,5 +292,22 @@ async fn a_plain_get_is_told_to_upgrade() {
     assert_eq!(status, 426, "{body}");
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["error"]["code"], "upgrade_required");
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_sends_its_request_is_closed_after_ten_seconds() {
+    let node = TestNode::start(0).await;
+    let mut socket = connect(&node).await;
+    let started = std::time::Instant::now();
+    assert_eq!(
+        refused(&mut socket).await,
+        (4408, "request_timeout".to_string())
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "{:?}",
+        started.elapsed()
+    );
     node.shutdown().await;
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::records::{decode, encode};
+use super::records::{encode, read};
 use super::QueueError;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,11 +38,6 @@ impl Batches {
     }
 
     pub async fn get(&self, id: &Uuid) -> Result<Option<Batch>, QueueError> {
-        let entry = self
-            .kv
-            .get(id.to_string())
-            .await
-            .map_err(|e| QueueError::kv("read batch", e))?;
-        entry.map(|bytes| decode(&bytes)).transpose()
+        read(&self.kv, id.to_string(), "read batch").await
     }
 }

@@ -10,7 +10,7 @@ use async_nats::jetstream::kv::{self, CreateErrorKind};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::records::{decode, encode};
+use super::records::{encode, read};
 use super::{names, QueueError};
 use crate::model::{Callback, CallbackState};
 
@@ -49,12 +49,7 @@ impl Callbacks {
     }
 
     pub async fn get(&self, target: Target) -> Result<Option<Stored>, QueueError> {
-        let entry = self
-            .kv
-            .get(target.key())
-            .await
-            .map_err(|e| QueueError::kv("read callback state", e))?;
-        entry.map(|bytes| decode(&bytes)).transpose()
+        read(&self.kv, target.key(), "read callback state").await
     }
 
     pub async fn put(&self, target: Target, stored: &Stored) -> Result<(), QueueError> {

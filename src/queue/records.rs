@@ -153,6 +153,17 @@ fn key(id: &Uuid) -> String {
     id.to_string()
 }
 
+/// The value under `key`, decoded; None when there is none. (`Records::get` reads entries
+/// instead, for their revisions.)
+pub async fn read<T: serde::de::DeserializeOwned>(
+    kv: &kv::Store,
+    key: String,
+    what: &'static str,
+) -> Result<Option<T>, QueueError> {
+    let entry = kv.get(key).await.map_err(|e| QueueError::kv(what, e))?;
+    entry.map(|bytes| decode(&bytes)).transpose()
+}
+
 pub fn encode<T: serde::Serialize>(value: &T) -> Result<bytes::Bytes, QueueError> {
     rmp_serde::to_vec_named(value)
         .map(Into::into)

@@ -13,7 +13,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::{policy, signature};
+use super::policy::{self, Unresolved};
+use super::signature;
 use crate::config::WebhooksConfig;
 use crate::model::{BatchRecord, Callback, CallbackState, ExecutionRecord};
 use crate::queue::callbacks::{self, Stored, Target};
@@ -209,9 +210,9 @@ impl Deliverer {
         let url = policy::check_url(&self.config, raw).map_err(Failure::Refused)?;
         let addrs = policy::resolve(&self.config, &url)
             .await
-            .map_err(|why| match why {
-                why if why.contains("non-public") => Failure::Refused(why),
-                why => Failure::Failed(why),
+            .map_err(|e| match e {
+                Unresolved::Refused(why) => Failure::Refused(why),
+                Unresolved::Lookup(why) => Failure::Failed(why),
             })?;
         let host = url.host_str().unwrap_or_default().to_string();
         let client = reqwest::Client::builder()

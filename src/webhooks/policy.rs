@@ -60,21 +60,30 @@ fn host_matches(allowed: &str, host: &str) -> bool {
     }
 }
 
+/// Why a host gave no address to call.
+#[derive(Debug)]
+pub enum Unresolved {
+    /// An address the policy refuses: asking again will not change that.
+    Refused(String),
+    /// The lookup failed; it may work later.
+    Lookup(String),
+}
+
 /// The addresses the URL's host resolves to, each allowed by the policy; the delivery
 /// connects to these and no other, so a second lookup cannot swap in a private one.
-pub async fn resolve(config: &WebhooksConfig, url: &Url) -> Result<Vec<SocketAddr>, String> {
-    let host = url.host_str().ok_or("the URL names no host")?;
+pub async fn resolve(config: &WebhooksConfig, url: &Url) -> Result<Vec<SocketAddr>, Unresolved> {
+    let host = url.host_str().unwrap_or_default();
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let port = url.port_or_known_default().unwrap_or(80);
     let found: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .map_err(|e| Unresolved::Lookup(format!("cannot resolve {host}: {e}")))?
         .collect();
     if found.is_empty() {
-        return Err(format!("{host} resolves to no address"));
+        return Err(Unresolved::Lookup(format!("{host} resolves to no address")));
     }
     for addr in &found {
-        check_address(config, addr.ip())?;
+        check_address(config, addr.ip()).map_err(Unresolved::Refused)?;
     }
     Ok(found)
 }
@@ -224,7 +233,11 @@ mod tests {
     async fn a_name_is_judged_by_the_addresses_it_resolves_to() {
         let c = config(&["localhost"], false);
         let url = check_url(&c, "http://localhost:9/").unwrap();
-        assert!(resolve(&c, &url).await.unwrap_err().contains("non-public"));
+        let refused = resolve(&c, &url).await.unwrap_err();
+        assert!(
+            matches!(&refused, Unresolved::Refused(why) if why.contains("non-public")),
+            "{refused:?}"
+        );
         let open = config(&["localhost"], true);
         assert!(resolve(&open, &url)
             .await
