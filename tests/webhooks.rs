@@ -130,6 +130,15 @@ async fn delivered_at(node: &TestNode, path: &str) -> Value {
     }
 }
 
+/// Runs a program that names `url` as its callback; its record once delivery has settled.
+async fn run_then_settle(node: &TestNode, url: &str) -> Value {
+    let (status, answer) = node
+        .post(json!({"language": "python", "code": "print(1)", "callback_url": url}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    delivered(node, answer["execution_id"].as_str().unwrap()).await
+}
+
 async fn delivered(node: &TestNode, id: &str) -> Value {
     delivered_at(node, &format!("/execution/{id}")).await
 }
@@ -264,11 +273,7 @@ async fn a_name_that_resolves_to_a_private_address_is_refused_at_delivery() {
     let receiver = Receiver::start(0).await;
     let node = TestNode::with_config(config_with(webhooks(&["localhost"], false, 3))).await;
     let url = format!("http://localhost:{}/hook", receiver.addr.port());
-    let (status, answer) = node
-        .post(json!({"language": "python", "code": "print(1)", "callback_url": url}))
-        .await;
-    assert_eq!(status, 200, "{answer}");
-    let record = delivered(&node, answer["execution_id"].as_str().unwrap()).await;
+    let record = run_then_settle(&node, &url).await;
     assert_eq!(record["callback"]["state"], "failed", "{record}");
     assert_eq!(
         record["callback"]["attempts"], 1,
@@ -372,11 +377,7 @@ async fn a_receiver_that_never_answers_is_given_up_on_at_the_post_timeout() {
     hooks.timeout_secs = 1;
     let node = TestNode::with_config(config_with(hooks)).await;
     let url = format!("http://127.0.0.1:{port}/hook");
-    let (status, answer) = node
-        .post(json!({"language": "python", "code": "print(1)", "callback_url": url}))
-        .await;
-    assert_eq!(status, 200, "{answer}");
-    let record = delivered(&node, answer["execution_id"].as_str().unwrap()).await;
+    let record = run_then_settle(&node, &url).await;
     assert_eq!(record["callback"]["state"], "failed", "{record}");
     assert_eq!(record["callback"]["attempts"], 2);
     let error = record["callback"]["error"].as_str().unwrap();
