@@ -265,6 +265,9 @@ pub struct LimitsConfig {
     pub output: Bounded<ByteSize>,
     /// Largest file a job may write (RLIMIT_FSIZE).
     pub file_size: Bounded<ByteSize>,
+    /// Stack of each process (RLIMIT_STACK), for requests that set one. The default is the
+    /// Judge0 API's, which always sets one (as Judge0 does); others keep the image's 8 MiB.
+    pub stack: Bounded<ByteSize>,
     /// CPUs a job may use (CPU quota).
     pub cpus: f64,
     /// Size of each tmpfs (work dir and /tmp).
@@ -388,6 +391,7 @@ impl Default for LimitsConfig {
             pids: bounded(64, 8, 512),
             output: bounded(ByteSize::kib(64), ByteSize::kib(1), ByteSize::mib(1)),
             file_size: bounded(ByteSize::mib(16), ByteSize::kib(1), ByteSize::mib(64)),
+            stack: bounded(ByteSize::mib(64), ByteSize::kib(64), ByteSize::mib(128)),
             cpus: 1.0,
             tmpfs_bytes: ByteSize::mib(64),
             open_files: 256,

@@ -40,6 +40,18 @@ pub struct Language {
     /// `cell` or `container`, over the deployment's `[docker] backend`.
     #[serde(default)]
     pub backend: Option<crate::config::Backend>,
+    /// The language under Judge0 CE's ids, for the Judge0 API.
+    #[serde(default)]
+    pub judge0: Option<Judge0Names>,
+}
+
+/// A language's ids and name in Judge0 CE 1.13.1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Judge0Names {
+    pub ids: Vec<u32>,
+    /// Judge0's name, `{version}` standing for this language's version.
+    pub name: String,
 }
 
 impl Language {
@@ -96,7 +108,7 @@ pub enum LanguagesError {
     },
     #[error("invalid language definitions: {0}")]
     Parse(#[from] toml::de::Error),
-    #[error("language name or alias `{0}` is defined twice")]
+    #[error("language name, alias or Judge0 id `{0}` is defined twice")]
     Duplicate(String),
     #[error("language `{0}` has an empty run or version command")]
     EmptyRun(String),
@@ -107,6 +119,8 @@ pub struct Languages {
     list: Vec<Language>,
     /// Lower-case name or alias → index into `list`.
     index: HashMap<String, usize>,
+    /// Judge0 CE id → index into `list`.
+    judge0: HashMap<u32, usize>,
 }
 
 #[derive(Deserialize)]
@@ -132,6 +146,7 @@ impl Languages {
     pub fn parse(text: &str) -> Result<Languages, LanguagesError> {
         let list = toml::from_str::<File>(text)?.language;
         let mut index = HashMap::new();
+        let mut judge0 = HashMap::new();
         for (i, lang) in list.iter().enumerate() {
             if lang.run.is_empty() || lang.version_command.is_empty() {
                 return Err(LanguagesError::EmptyRun(lang.name.clone()));
@@ -141,13 +156,28 @@ impl Languages {
                     return Err(LanguagesError::Duplicate(key.clone()));
                 }
             }
+            let ids = lang.judge0.iter().flat_map(|j| &j.ids);
+            for id in ids {
+                if judge0.insert(*id, i).is_some() {
+                    return Err(LanguagesError::Duplicate(id.to_string()));
+                }
+            }
         }
-        Ok(Languages { list, index })
+        Ok(Languages {
+            list,
+            index,
+            judge0,
+        })
     }
 
     /// Finds a language by its name or an alias, ignoring case.
     pub fn get(&self, name: &str) -> Option<&Language> {
         self.index.get(&name.to_lowercase()).map(|&i| &self.list[i])
+    }
+
+    /// The language Judge0 CE knows under `id`.
+    pub fn by_judge0_id(&self, id: u32) -> Option<&Language> {
+        self.judge0.get(&id).map(|&i| &self.list[i])
     }
 
     pub fn all(&self) -> &[Language] {

@@ -37,6 +37,16 @@ pub struct ExecuteRequest {
     /// Largest file the job may write.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_size_limit: Option<ByteSize>,
+    /// Stack size of each process (RLIMIT_STACK); the image's default (8 MiB) when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack_limit: Option<ByteSize>,
+    /// The program's stderr goes into its stdout, interleaved as written.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stderr_to_stdout: bool,
+    /// Appended to the compile command, for compiled languages (e.g. `-O0 -Wall`). Shell
+    /// metacharacters (`$&;<>|` and backquotes) are refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compiler_options: Option<String>,
     #[serde(default, skip_serializing_if = "Priority::is_normal")]
     pub priority: Priority,
     /// A client-chosen id makes submission idempotent: the same id runs once.
@@ -62,6 +72,10 @@ pub struct ExecuteRequest {
     /// server allows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// What the API the request came through keeps with the record to answer in its own
+    /// shape (the Judge0 API's request fields); set by adapters, never by a client.
+    #[serde(skip)]
+    pub echo: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -198,6 +212,11 @@ pub struct ExecutionRecord {
     /// The batch the execution belongs to.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub batch_id: Option<Uuid>,
+    /// What the API the request came through keeps to answer in its own shape (the Judge0
+    /// API: its request fields).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<Object>)]
+    pub echo: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -326,6 +345,12 @@ pub struct Submission {
     pub callback_url: Option<String>,
     #[serde(default)]
     pub batch_id: Option<Uuid>,
+    #[serde(default)]
+    pub stderr_to_stdout: bool,
+    #[serde(default)]
+    pub compiler_options: Option<String>,
+    #[serde(default)]
+    pub echo: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -431,6 +456,9 @@ impl ExecuteRequest {
             pids_limit: None,
             output_limit: None,
             file_size_limit: None,
+            stack_limit: None,
+            stderr_to_stdout: false,
+            compiler_options: None,
             priority: Priority::Normal,
             execution_id: None,
             files: vec![],
@@ -439,6 +467,7 @@ impl ExecuteRequest {
             tests: vec![],
             compare: Compare::Trim,
             callback_url: None,
+            echo: None,
         }
     }
 
@@ -473,6 +502,7 @@ impl ExecuteRequest {
                 pids: self.pids_limit,
                 output: self.output_limit,
                 file_size: self.file_size_limit,
+                stack: self.stack_limit,
             },
             priority: self.priority,
             files: decode_files(self.files)?,
@@ -482,6 +512,9 @@ impl ExecuteRequest {
             interactive: false,
             callback_url: self.callback_url,
             batch_id: None,
+            stderr_to_stdout: self.stderr_to_stdout,
+            compiler_options: self.compiler_options,
+            echo: self.echo,
             created_at: Utc::now(),
         };
         submission.resolve(languages, limits, Policy::Refuse)
@@ -508,6 +541,7 @@ impl Submission {
         check_size("code", &self.code, limits.max_code_bytes)?;
         check_size("stdin", &self.stdin, limits.max_stdin_bytes)?;
         check_args(&self.args, limits)?;
+        check_compiler_options(self.compiler_options.as_deref(), &language)?;
         check_files(&self.files, &language.file, limits)?;
         let resolved = Limits::resolve(limits, &language.limits, &self.limits, policy)?;
         let case_timeouts = self.check_tests(&language, limits, policy)?;
@@ -618,6 +652,30 @@ fn check_args(args: &[String], limits: &LimitsConfig) -> Result<(), ValidationEr
     }
     Ok(())
 }
+
+/// Options for the compile command: for compiled languages, short, and nothing the shell
+/// would take as more than words.
+fn check_compiler_options(options: Option<&str>, language: &Language) -> Result<(), ValidationError> {
+    let Some(options) = options.filter(|o| !o.trim().is_empty()) else {
+        return Ok(());
+    };
+    if language.compile.is_none() {
+        return Err(invalid(
+            "compiler_options",
+            format!("{} is not compiled: compiler options are only taken by compiled languages", language.name),
+        ));
+    }
+    if options.len() > MAX_COMPILER_OPTIONS || options.chars().any(|c| "$&;<>|`\n\r\0".contains(c)) {
+        return Err(invalid(
+            "compiler_options",
+            format!("at most {MAX_COMPILER_OPTIONS} bytes, without any of $&;<>|`, newlines or NUL"),
+        ));
+    }
+    Ok(())
+}
+
+/// The longest `compiler_options` (Judge0's bound).
+pub const MAX_COMPILER_OPTIONS: usize = 512;
 
 /// Decodes the extra files' contents (UTF-8 or base64).
 fn decode_files(files: Vec<SourceFile>) -> Result<Vec<JobFile>, ValidationError> {
@@ -743,6 +801,7 @@ impl ExecutionRecord {
             callback_url: submission.callback_url.clone(),
             callback: None,
             batch_id: submission.batch_id,
+            echo: submission.echo.clone(),
             created_at: submission.created_at,
             started_at: None,
             finished_at: None,

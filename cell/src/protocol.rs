@@ -97,6 +97,9 @@ pub struct Job {
     /// The program's stdin stays open after `stdin` for `Stdin` frames, until `Eof`.
     #[serde(default)]
     pub interactive: bool,
+    /// The program's stderr is its stdout.
+    #[serde(default)]
+    pub stderr_to_stdout: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,6 +130,9 @@ pub struct JobLimits {
     pub compile_timeout_ms: u64,
     /// Cap on each of the compile step's two streams.
     pub compile_output_bytes: u64,
+    /// RLIMIT_STACK of the program's processes, when the request set one.
+    #[serde(default)]
+    pub stack_bytes: Option<u64>,
 }
 
 /// How much of the inner wall the cell's runtime allows. Every job gets fresh user, mount,

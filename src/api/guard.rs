@@ -36,6 +36,14 @@ pub struct Guard {
     swept: Mutex<Instant>,
 }
 
+/// The key a request presents: `Authorization: Bearer <key>`, or Judge0's `X-Auth-Token`.
+fn presented_key<'a>(authorization: Option<&'a str>, judge0: Option<&'a str>) -> Option<&'a str> {
+    match authorization {
+        Some(authorization) => authorization.strip_prefix("Bearer "),
+        None => judge0,
+    }
+}
+
 /// How often full buckets are dropped.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -62,15 +70,20 @@ impl Guard {
         self: Arc<Self>,
     ) -> impl Filter<Extract = (), Error = Rejection> + Clone + Send + Sync + 'static {
         warp::header::optional::<String>("authorization")
+            .and(warp::header::optional::<String>("x-auth-token"))
             .and(warp::header::optional::<String>("x-forwarded-for"))
             .and(warp::ext::optional::<Peer>())
             .and_then(
-                move |auth: Option<String>, forwarded: Option<String>, peer: Option<Peer>| {
+                move |auth: Option<String>,
+                      judge0: Option<String>,
+                      forwarded: Option<String>,
+                      peer: Option<Peer>| {
                     let guard = self.clone();
                     async move {
                         let address =
                             peer.map(|Peer(p)| guard.address(p.ip(), forwarded.as_deref()));
-                        guard.admit(auth.as_deref(), address, Instant::now())
+                        let key = presented_key(auth.as_deref(), judge0.as_deref());
+                        guard.admit(key, address, Instant::now())
                     }
                 },
             )
@@ -97,25 +110,33 @@ impl Guard {
         client
     }
 
+    /// Whether `given` is one of the configured API keys (none are, when none are set).
+    pub fn is_key(&self, given: Option<&str>) -> bool {
+        given.is_some_and(|given| {
+            let given = given.trim();
+            self.keys.iter().any(|k| same(k.as_bytes(), given.as_bytes()))
+        })
+    }
+
     fn admit(
         &self,
-        authorization: Option<&str>,
+        key: Option<&str>,
         address: Option<IpAddr>,
         now: Instant,
     ) -> Result<(), Rejection> {
         let client = self
-            .client(authorization, address)
+            .client(key, address)
             .ok_or_else(|| warp::reject::custom(Unauthorized))?;
         self.take(client, now)
             .map_err(|wait| warp::reject::custom(RateLimited(wait)))
     }
 
     /// The key the request is counted under: its API key, or its address when no keys are set.
-    fn client(&self, authorization: Option<&str>, address: Option<IpAddr>) -> Option<String> {
+    fn client(&self, key: Option<&str>, address: Option<IpAddr>) -> Option<String> {
         if self.keys.is_empty() {
             return Some(address.map_or_else(|| "unknown".into(), |ip| ip.to_string()));
         }
-        let given = authorization?.strip_prefix("Bearer ")?.trim();
+        let given = key?.trim();
         self.keys
             .iter()
             .find(|k| same(k.as_bytes(), given.as_bytes()))
@@ -187,10 +208,12 @@ mod tests {
     #[test]
     fn only_configured_keys_pass_when_there_are_keys() {
         let g = guard(&["k1", "k2"], 1.0, 1);
-        assert_eq!(g.client(Some("Bearer k2"), None).as_deref(), Some("k2"));
-        assert_eq!(g.client(Some("Bearer k3"), None), None);
-        assert_eq!(g.client(Some("k1"), None), None);
-        assert_eq!(g.client(None, None), None);
+        let key = |auth, judge0| g.client(presented_key(auth, judge0), None);
+        assert_eq!(key(Some("Bearer k2"), None).as_deref(), Some("k2"));
+        assert_eq!(key(Some("Bearer k3"), None), None);
+        assert_eq!(key(Some("k1"), None), None);
+        assert_eq!(key(None, Some("k1")).as_deref(), Some("k1"));
+        assert_eq!(key(None, None), None);
         let open = guard(&[], 1.0, 1);
         assert_eq!(
             open.client(None, Some("127.0.0.1".parse().unwrap()))

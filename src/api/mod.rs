@@ -4,6 +4,7 @@
 
 mod error;
 mod guard;
+pub mod judge0;
 mod observe;
 pub mod openapi;
 pub mod routes;
@@ -73,7 +74,9 @@ pub fn routes(
 
 fn execution_routes(state: Arc<ApiState>) -> Routes {
     let max_body = state.ctx.config.limits.max_body_bytes.bytes();
-    let guard = Arc::new(guard::Guard::new(&state.ctx.config.api)).filter();
+    let keys = Arc::new(guard::Guard::new(&state.ctx.config.api));
+    let judge0 = judge0::routes(keys.clone(), state.executions.clone(), max_body);
+    let guard = keys.filter();
     let with_app = warp::any().map(move || state.executions.clone());
     // Set by the server before any route runs (see `server`).
     let request_id = warp::ext::get::<RequestId>();
@@ -146,6 +149,8 @@ fn execution_routes(state: Arc<ApiState>) -> Routes {
         .or(workers)
         .unify()
         .or(languages)
+        .unify()
+        .or(judge0)
         .unify()
         .boxed()
 }

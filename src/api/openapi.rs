@@ -170,11 +170,15 @@ mod tests {
         let document: serde_json::Value = serde_json::from_str(document()).unwrap();
         assert_eq!(document["openapi"], "3.1.0");
         let paths = document["paths"].as_object().unwrap();
-        for entry in TABLE {
-            // The document and the docs page describe the API; they are not part of it.
-            if matches!(entry.route, Route::OpenApi | Route::Docs | Route::DocsAsset) {
-                continue;
-            }
+        // The document and the docs page describe the API; they are not part of it. The
+        // Judge0 API is Judge0's, described by Judge0's own documents.
+        let described = |route: Route| {
+            !matches!(
+                route,
+                Route::OpenApi | Route::Docs | Route::DocsAsset | Route::Judge0(_)
+            )
+        };
+        for entry in TABLE.iter().filter(|e| described(e.route)) {
             let method = entry.method.as_str().to_ascii_lowercase();
             assert!(
                 paths[entry.template][&method].is_object(),
@@ -185,7 +189,7 @@ mod tests {
         let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
         assert_eq!(
             operations,
-            TABLE.len() - 3,
+            TABLE.iter().filter(|e| described(e.route)).count(),
             "the document has a route the table lacks"
         );
     }

@@ -23,6 +23,30 @@ pub enum Route {
     OpenApi,
     Docs,
     DocsAsset,
+    /// The Judge0 CE API, under `/judge0`.
+    Judge0(Judge0),
+}
+
+/// The Judge0 API's endpoints (`api::judge0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judge0 {
+    Create,
+    Index,
+    BatchCreate,
+    BatchShow,
+    Show,
+    Delete,
+    Languages,
+    AllLanguages,
+    Language,
+    Statuses,
+    SystemInfo,
+    ConfigInfo,
+    About,
+    Version,
+    Workers,
+    Authenticate,
+    Authorize,
 }
 
 /// One row of the table: a method and a path template whose `{name}` segments match any one
@@ -58,7 +82,29 @@ pub const TABLE: &[Entry] = &[
     entry(Route::OpenApi, Method::GET, "/openapi.json"),
     entry(Route::Docs, Method::GET, "/docs"),
     entry(Route::DocsAsset, Method::GET, "/docs/{asset}"),
+    // Before `/judge0/submissions/{token}`: the first row that fits wins.
+    judge0(Judge0::BatchCreate, Method::POST, "/judge0/submissions/batch"),
+    judge0(Judge0::BatchShow, Method::GET, "/judge0/submissions/batch"),
+    judge0(Judge0::Create, Method::POST, "/judge0/submissions"),
+    judge0(Judge0::Index, Method::GET, "/judge0/submissions"),
+    judge0(Judge0::Show, Method::GET, "/judge0/submissions/{token}"),
+    judge0(Judge0::Delete, Method::DELETE, "/judge0/submissions/{token}"),
+    judge0(Judge0::AllLanguages, Method::GET, "/judge0/languages/all"),
+    judge0(Judge0::Languages, Method::GET, "/judge0/languages"),
+    judge0(Judge0::Language, Method::GET, "/judge0/languages/{id}"),
+    judge0(Judge0::Statuses, Method::GET, "/judge0/statuses"),
+    judge0(Judge0::SystemInfo, Method::GET, "/judge0/system_info"),
+    judge0(Judge0::ConfigInfo, Method::GET, "/judge0/config_info"),
+    judge0(Judge0::About, Method::GET, "/judge0/about"),
+    judge0(Judge0::Version, Method::GET, "/judge0/version"),
+    judge0(Judge0::Workers, Method::GET, "/judge0/workers"),
+    judge0(Judge0::Authenticate, Method::POST, "/judge0/authenticate"),
+    judge0(Judge0::Authorize, Method::POST, "/judge0/authorize"),
 ];
+
+const fn judge0(endpoint: Judge0, method: Method, template: &'static str) -> Entry {
+    entry(Route::Judge0(endpoint), method, template)
+}
 
 /// What the table says about a request.
 #[derive(Debug, Clone)]
@@ -215,6 +261,27 @@ mod tests {
             );
         }
         assert_eq!(Lookup::of(&Method::GET, "/wp-admin").label(), "other");
+    }
+
+    #[test]
+    fn judge0s_batch_route_wins_over_its_token_route() {
+        let batch = Lookup::of(&Method::GET, "/judge0/submissions/batch");
+        assert!(matches!(
+            batch,
+            Lookup::Found {
+                route: Route::Judge0(Judge0::BatchShow),
+                ..
+            }
+        ));
+        let show = Lookup::of(&Method::GET, "/judge0/submissions/4a1b");
+        assert!(matches!(
+            show,
+            Lookup::Found {
+                route: Route::Judge0(Judge0::Show),
+                ..
+            }
+        ));
+        assert_eq!(show.label(), "/judge0/submissions/{token}");
     }
 
     #[test]

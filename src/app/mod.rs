@@ -22,10 +22,11 @@ pub use error::{AppError, ErrorBody, Thing};
 pub use request_id::RequestId;
 
 use crate::actors::NodeContext;
-use crate::languages::LanguageInfo;
+use crate::config::Config;
+use crate::languages::{LanguageInfo, Languages};
 use crate::live::{Event, Input};
 use crate::model::{
-    Callback, CallbackState, ExecuteRequest, ExecutionRecord, Job, ValidationError,
+    Callback, CallbackState, ExecuteRequest, ExecutionRecord, Job, Priority, ValidationError,
 };
 use crate::queue::callbacks::Target;
 use crate::queue::live;
@@ -214,6 +215,21 @@ impl Executions {
     /// What can run here, and under which limits.
     pub fn languages(&self) -> Vec<LanguageInfo> {
         self.ctx.languages.catalogue(&self.ctx.config.limits)
+    }
+
+    /// The language definitions themselves, for adapters that name languages their own way.
+    pub fn language_table(&self) -> &Languages {
+        &self.ctx.languages
+    }
+
+    /// The node's configuration (its bounds, webhooks), for adapters that report it.
+    pub fn config(&self) -> &Config {
+        &self.ctx.config
+    }
+
+    /// Jobs waiting in the stream, by priority.
+    pub async fn backlog(&self) -> Result<Vec<(Priority, u64)>, AppError> {
+        Ok(self.ctx.queue.pending().await?)
     }
 }
 

@@ -252,7 +252,7 @@ fn cell_job(job: &Job, shape: &super::container::Shape, step: Step) -> protocol:
         stdin: job.submission.stdin.as_bytes().to_vec(),
         compile: match step {
             Step::From(_) => None,
-            Step::Whole | Step::Compile => job.language.compile.clone(),
+            Step::Whole | Step::Compile => compile_command(job),
         },
         run,
         limits: protocol::JobLimits {
@@ -265,6 +265,7 @@ fn cell_job(job: &Job, shape: &super::container::Shape, step: Step) -> protocol:
             nproc: shape.gvisor().then_some(l.pids as u64),
             compile_timeout_ms: ms(l.compile_timeout),
             compile_output_bytes: l.compile_output.bytes(),
+            stack_bytes: l.stack.map(|s| s.bytes()),
         },
         isolation: protocol::Isolation {
             fresh_mounts: !shape.gvisor(),
@@ -272,6 +273,17 @@ fn cell_job(job: &Job, shape: &super::container::Shape, step: Step) -> protocol:
         keep_work: matches!(step, Step::Compile),
         // Test cases each have their own stdin: input from a client has no case to go to.
         interactive: job.submission.interactive && job.submission.tests.is_empty(),
+        stderr_to_stdout: job.submission.stderr_to_stdout,
+    }
+}
+
+/// The language's compile command, with the request's options after it (checked to be plain
+/// words when the job was resolved).
+fn compile_command(job: &Job) -> Option<String> {
+    let compile = job.language.compile.as_ref()?;
+    match job.submission.compiler_options.as_deref().map(str::trim) {
+        Some(options) if !options.is_empty() => Some(format!("{compile} {options}")),
+        _ => Some(compile.clone()),
     }
 }
 

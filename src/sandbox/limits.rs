@@ -120,6 +120,9 @@ pub struct Limits {
     pub tmpfs: ByteSize,
     pub file_size: ByteSize,
     pub open_files: i64,
+    /// RLIMIT_STACK, when the request set one.
+    #[serde(default)]
+    pub stack: Option<ByteSize>,
     /// Wall-clock limit of the compile step, for compiled languages.
     pub compile_timeout: Duration,
     pub compile_output: ByteSize,
@@ -135,6 +138,7 @@ pub struct Requested {
     pub pids: Option<i64>,
     pub output: Option<ByteSize>,
     pub file_size: Option<ByteSize>,
+    pub stack: Option<ByteSize>,
 }
 
 /// A requested limit outside what the server allows.
@@ -203,6 +207,10 @@ impl Limits {
                 &cfg.file_size,
                 policy,
             )?,
+            stack: asked
+                .stack
+                .map(|stack| pick("stack_limit", Some(stack), None, &cfg.stack, policy))
+                .transpose()?,
             cpus: cfg.cpus,
             tmpfs: cfg.tmpfs_bytes,
             open_files: cfg.open_files,
@@ -382,8 +390,10 @@ mod tests {
             pids: Some(-5),
             output: Some(ByteSize(0)),
             file_size: Some(ByteSize::mib(1)),
+            stack: Some(ByteSize(1 << 40)),
         };
         let limits = Limits::resolve(&cfg, &none, &asked, Policy::Clamp).unwrap();
+        assert_eq!(limits.stack, Some(cfg.stack.max));
         assert_eq!(limits.timeout, Duration::from_secs(60));
         assert_eq!(limits.cpu_time, Duration::from_secs(5), "NaN: the default");
         assert_eq!(limits.memory, cfg.memory.max);

@@ -107,7 +107,11 @@ fn serve(job: &Job, ends: &Ends, programs: &Programs) -> io::Result<()> {
     }
     note(ends.notes, "started");
     let cpu_secs = job.limits.cpu_ms.div_ceil(1000).max(1);
-    let io = [ends.stdin, ends.stdout, ends.stderr];
+    let stderr = match job.stderr_to_stdout {
+        true => ends.stdout,
+        false => ends.stderr,
+    };
+    let io = [ends.stdin, ends.stdout, stderr];
     let pid = spawn(&programs.run, &io, programs, Some(cpu_secs), job)?;
     let status = wait_for(pid);
     note(ends.notes, &format!("exited {status}"));
@@ -364,6 +368,9 @@ fn become_program(
         limit(libc::RLIMIT_NOFILE, l.open_files, l.open_files)?;
         if let Some(n) = l.nproc {
             limit(libc::RLIMIT_NPROC, n, n)?;
+        }
+        if let Some(stack) = l.stack_bytes {
+            limit(libc::RLIMIT_STACK, stack, stack)?;
         }
         // Per process, SIGXCPU at the limit and SIGKILL a second later; the executor holds
         // the sum over all processes.

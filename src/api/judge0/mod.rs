@@ -1,0 +1,440 @@
+//! The Judge0 CE 1.13.1 API, at `/judge0` on the REST listener: Judge0's clients (its Python
+//! SDK, judges and IDE plugins written against it) work with only their base URL changed.
+//! An adapter like REST itself: it parses Judge0's requests, calls the application layer,
+//! and answers in Judge0's shapes and error bodies (`{"error": "..."}`, and
+//! `{"field": ["message"]}` for a refused submission).
+//!
+//! - [`submission`]: a submission checked and turned into a request (its fields kept as the
+//!   record's echo).
+//! - [`render`]: a record as a Judge0 submission, with the fields asked for.
+//! - [`status`]: Judge0's statuses and how a record maps onto them.
+//! - [`files`]: `additional_files`, a zip unpacked within the caps.
+//! - [`info`]: languages, statuses, `/about`, `/config_info`, `/system_info`, `/workers`.
+
+mod files;
+pub mod info;
+mod render;
+mod status;
+mod submission;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+use warp::Filter;
+
+use super::guard::Guard;
+use super::routes::{at, Judge0, Route};
+use crate::app::{AppError, Executions, RequestId};
+use crate::model::ExecutionRecord;
+use render::NotUtf8;
+use submission::{Bounds, Context};
+
+type Routes = warp::filters::BoxedFilter<(Response,)>;
+
+/// Judge0's answer when an output is not UTF-8 and the client did not ask for base64.
+const NOT_UTF8: &str = "some attributes for this submission cannot be converted to UTF-8, use \
+                        base64_encoded=true query parameter";
+const NOT_UTF8_BATCH: &str = "some attributes for one or more submissions cannot be converted \
+                              to UTF-8, use base64_encoded=true query parameter";
+
+/// Every Judge0 route, behind the same guard as the REST API's (which takes Judge0's
+/// `X-Auth-Token` as an API key).
+pub fn routes(guard: Arc<Guard>, app: Executions, max_body: u64) -> Routes {
+    let shared = Arc::new(Shared { guard: guard.clone(), app });
+    let with = warp::any().map(move || shared.clone());
+    let query = warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .map(|raw: String| Query::parse(&raw));
+    let endpoint = |e: Judge0| at(Route::Judge0(e)).and(guard.clone().filter());
+    let body = warp::body::content_length_limit(max_body).and(warp::body::bytes());
+    let request_id = warp::ext::get::<RequestId>();
+    let authorized = warp::header::optional::<String>("x-auth-user");
+
+    let create = endpoint(Judge0::Create)
+        .and(query.clone())
+        .and(body)
+        .and(request_id)
+        .and(with.clone())
+        .then(|_, q, b, id, s: Arc<Shared>| async move { s.create(q, b, id).await });
+    let batch_create = endpoint(Judge0::BatchCreate)
+        .and(query.clone())
+        .and(body)
+        .and(request_id)
+        .and(with.clone())
+        .then(|_, q, b, id, s: Arc<Shared>| async move { s.batch_create(q, b, id).await });
+    let batch_show = endpoint(Judge0::BatchShow)
+        .and(query.clone())
+        .and(with.clone())
+        .then(|_, q, s: Arc<Shared>| async move { s.batch_show(q).await });
+    let show = endpoint(Judge0::Show)
+        .and(query.clone())
+        .and(with.clone())
+        .then(|p: Vec<String>, q, s: Arc<Shared>| async move { s.show(&p[0], q).await });
+    let index = endpoint(Judge0::Index)
+        .and(authorized.clone())
+        .and(with.clone())
+        .map(|_, user: Option<String>, s: Arc<Shared>| s.authorized(user, index));
+    let delete = endpoint(Judge0::Delete)
+        .and(authorized.clone())
+        .and(with.clone())
+        .map(|_, user: Option<String>, s: Arc<Shared>| s.authorized(user, delete));
+    let authorize = endpoint(Judge0::Authorize)
+        .and(authorized)
+        .and(with.clone())
+        .map(|_, user: Option<String>, s: Arc<Shared>| s.authorized(user, || json_with(&json!({}), StatusCode::OK)));
+    let info = endpoint(Judge0::Languages)
+        .or(endpoint(Judge0::AllLanguages))
+        .unify()
+        .or(endpoint(Judge0::Language))
+        .unify()
+        .or(endpoint(Judge0::Statuses))
+        .unify()
+        .or(endpoint(Judge0::SystemInfo))
+        .unify()
+        .or(endpoint(Judge0::ConfigInfo))
+        .unify()
+        .or(endpoint(Judge0::About))
+        .unify()
+        .or(endpoint(Judge0::Version))
+        .unify()
+        .or(endpoint(Judge0::Authenticate))
+        .unify()
+        .and(warp::ext::get::<super::routes::Lookup>())
+        .and(with.clone())
+        .map(|params: Vec<String>, lookup, s: Arc<Shared>| s.info(lookup, &params));
+    let workers = endpoint(Judge0::Workers)
+        .and(with)
+        .then(|_, s: Arc<Shared>| async move { s.workers().await });
+    create
+        .or(batch_create)
+        .unify()
+        .or(batch_show)
+        .unify()
+        .or(show)
+        .unify()
+        .or(index)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(authorize)
+        .unify()
+        .or(info)
+        .unify()
+        .or(workers)
+        .unify()
+        .boxed()
+}
+
+/// The query parameters Judge0 reads.
+#[derive(Debug, Clone, Default)]
+struct Query {
+    base64: bool,
+    wait: bool,
+    fields: Option<String>,
+    tokens: Option<String>,
+}
+
+impl Query {
+    fn parse(raw: &str) -> Query {
+        let mut query = Query::default();
+        for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
+            match key.as_ref() {
+                "base64_encoded" => query.base64 = value == "true",
+                "wait" => query.wait = value == "true",
+                "fields" => query.fields = Some(value.into_owned()),
+                "tokens" => query.tokens = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        query
+    }
+
+    /// The fields to answer with, or Judge0's 400 naming the unknown ones.
+    fn fields(&self) -> Result<Vec<&'static str>, Response> {
+        render::requested(self.fields.as_deref()).map_err(|unknown| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid fields: [{}]", unknown.join(", ")),
+            )
+        })
+    }
+}
+
+struct Shared {
+    guard: Arc<Guard>,
+    app: Executions,
+}
+
+impl Shared {
+    fn context(&self, base64: bool) -> Context<'_> {
+        let limits = &self.app.config().limits;
+        Context {
+            base64,
+            languages: self.app.language_table(),
+            bounds: Bounds::new(limits),
+            limits,
+        }
+    }
+
+    /// `POST /submissions`: 201 with the token at once, or with the record (`wait=true`).
+    async fn create(&self, query: Query, body: Bytes, id: RequestId) -> Response {
+        let fields = match query.fields() {
+            Ok(fields) => fields,
+            Err(response) => return response,
+        };
+        let body = match parse_body(&body) {
+            Ok(body) => body,
+            Err(response) => return response,
+        };
+        let request = match submission::read(&body, &self.context(query.base64)) {
+            Ok(request) => request,
+            Err(errors) => return json_with(&errors, StatusCode::UNPROCESSABLE_ENTITY),
+        };
+        let submitted = match query.wait {
+            true => self.app.run(request, &id).await,
+            false => self.app.submit(request, &id).await,
+        };
+        let record = match submitted {
+            Ok(record) => record,
+            Err(e) => return app_error(&e),
+        };
+        if !query.wait {
+            return json_with(&json!({"token": record.execution_id}), StatusCode::CREATED);
+        }
+        match self.render(&record, &fields, query.base64) {
+            Ok(rendered) => json_with(&rendered, StatusCode::CREATED),
+            Err(NotUtf8) => json_with(
+                &json!({"error": NOT_UTF8, "token": record.execution_id}),
+                StatusCode::CREATED,
+            ),
+        }
+    }
+
+    /// `POST /submissions/batch`: each submission on its own, as Judge0 does: the valid ones
+    /// run, the others answer with their errors in their place.
+    async fn batch_create(&self, query: Query, body: Bytes, id: RequestId) -> Response {
+        let body = match parse_body(&body) {
+            Ok(body) => body,
+            Err(response) => return response,
+        };
+        let list = body
+            .get("submissions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if let Err(response) = self.batch_size(list.len()) {
+            return response;
+        }
+        let cx = self.context(query.base64);
+        let answers = futures::future::join_all(list.iter().map(|item| async {
+            let request = submission::read(item, &cx).map_err(Value::Object)?;
+            match self.app.submit(request, &id).await {
+                Ok(record) => Ok(json!({"token": record.execution_id})),
+                Err(e) => Err(judge0_errors(&e)),
+            }
+        }))
+        .await;
+        let any_valid = answers.iter().any(Result::is_ok);
+        let body: Vec<Value> = answers.into_iter().map(|a| a.unwrap_or_else(|e| e)).collect();
+        let status = match any_valid {
+            true => StatusCode::CREATED,
+            false => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        json_with(&body, status)
+    }
+
+    fn batch_size(&self, n: usize) -> Result<(), Response> {
+        let max = self.app.config().limits.max_batch;
+        match n {
+            0 => Err(error(
+                StatusCode::BAD_REQUEST,
+                "there should be at least one submission in a batch".into(),
+            )),
+            n if n > max => Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("number of submissions in a batch should be less than or equal to {max}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// `GET /submissions/batch?tokens=a,b`: each in its place, `null` for an unknown token.
+    async fn batch_show(&self, query: Query) -> Response {
+        let fields = match query.fields() {
+            Ok(fields) => fields,
+            Err(response) => return response,
+        };
+        let tokens: Vec<&str> = query
+            .tokens
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect();
+        if let Err(response) = self.batch_size(tokens.len()) {
+            return response;
+        }
+        let found = futures::future::join_all(tokens.iter().map(|t| self.app.get(t))).await;
+        let mut submissions = Vec::with_capacity(found.len());
+        for record in found {
+            let rendered = match record {
+                Ok(record) => self.render(&record, &fields, query.base64),
+                Err(AppError::NotFound { .. } | AppError::BadId { .. }) => Ok(Value::Null),
+                Err(e) => return app_error(&e),
+            };
+            match rendered {
+                Ok(value) => submissions.push(value),
+                Err(NotUtf8) => return error(StatusCode::BAD_REQUEST, NOT_UTF8_BATCH.into()),
+            }
+        }
+        json_with(&json!({ "submissions": submissions }), StatusCode::OK)
+    }
+
+    /// `GET /submissions/{token}`.
+    async fn show(&self, token: &str, query: Query) -> Response {
+        let fields = match query.fields() {
+            Ok(fields) => fields,
+            Err(response) => return response,
+        };
+        match self.app.get(token).await {
+            Ok(record) => match self.render(&record, &fields, query.base64) {
+                Ok(rendered) => json_with(&rendered, StatusCode::OK),
+                Err(NotUtf8) => error(StatusCode::BAD_REQUEST, NOT_UTF8.into()),
+            },
+            Err(AppError::NotFound { .. } | AppError::BadId { .. }) => error(
+                StatusCode::NOT_FOUND,
+                format!("no submission with token `{token}`"),
+            ),
+            Err(e) => app_error(&e),
+        }
+    }
+
+    fn render(
+        &self,
+        record: &ExecutionRecord,
+        fields: &[&str],
+        base64: bool,
+    ) -> Result<Value, NotUtf8> {
+        render::submission(record, self.app.language_table(), fields, base64)
+    }
+
+    /// Judge0's authorization (`X-Auth-User`), for the endpoints it guards: an API key.
+    fn authorized(&self, user: Option<String>, then: impl FnOnce() -> Response) -> Response {
+        match self.guard.is_key(user.as_deref()) {
+            true => then(),
+            false => error(
+                StatusCode::FORBIDDEN,
+                "send an API key of this server as `X-Auth-User`".into(),
+            ),
+        }
+    }
+
+    fn info(&self, lookup: super::routes::Lookup, params: &[String]) -> Response {
+        let super::routes::Lookup::Found { route: Route::Judge0(endpoint), .. } = lookup else {
+            return error(StatusCode::NOT_FOUND, "no such endpoint".into());
+        };
+        let languages = self.app.language_table();
+        let ok = |value: Value| json_with(&value, StatusCode::OK);
+        match endpoint {
+            Judge0::Languages => ok(info::languages(languages, false)),
+            Judge0::AllLanguages => ok(info::languages(languages, true)),
+            Judge0::Language => {
+                let found = params[0].parse().ok().and_then(|id| info::language(languages, id));
+                match found {
+                    Some(language) => ok(language),
+                    None => error(
+                        StatusCode::NOT_FOUND,
+                        format!("no language with id `{}`", params[0]),
+                    ),
+                }
+            }
+            Judge0::Statuses => ok(info::statuses()),
+            Judge0::SystemInfo => ok(info::system_info()),
+            Judge0::ConfigInfo => ok(info::config_info(self.app.config())),
+            Judge0::About => ok(info::about()),
+            Judge0::Version => info::VERSION.into_response(),
+            _ => json_with(&json!({}), StatusCode::OK),
+        }
+    }
+
+    async fn workers(&self) -> Response {
+        let nodes = match self.app.cluster().await {
+            Ok(nodes) => nodes,
+            Err(e) => return app_error(&e),
+        };
+        let backlog = match self.app.backlog().await {
+            Ok(pending) => pending.iter().map(|(_, n)| n).sum(),
+            Err(e) => return app_error(&e),
+        };
+        json_with(&info::workers(&nodes, backlog), StatusCode::OK)
+    }
+}
+
+/// `GET /submissions`: Judge0 lists every submission to its administrator; here records are
+/// read by token only.
+fn index() -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "listing submissions is not served: read each by its token".into(),
+    )
+}
+
+/// `DELETE /submissions/{token}`: off, as in Judge0's default configuration.
+fn delete() -> Response {
+    error(StatusCode::BAD_REQUEST, "delete not allowed".into())
+}
+
+fn parse_body(body: &[u8]) -> Result<Value, Response> {
+    serde_json::from_slice(body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON: {e}"),
+        )
+    })
+}
+
+/// An application error in Judge0's shape: a refused field as `{"field": ["message"]}`
+/// (422), anything else as `{"error": "..."}` with its status.
+fn app_error(e: &AppError) -> Response {
+    let (status, _, field) = e.parts();
+    match field {
+        Some(_) => json_with(&judge0_errors(e), StatusCode::UNPROCESSABLE_ENTITY),
+        None => json_with(&json!({"error": e.to_string()}), status),
+    }
+}
+
+fn judge0_errors(e: &AppError) -> Value {
+    let (_, _, field) = e.parts();
+    match field {
+        Some(field) => json!({ judge0_field(field): [e.to_string()] }),
+        None => json!({"error": e.to_string()}),
+    }
+}
+
+/// The Judge0 field behind one of CodeBeaker's.
+fn judge0_field(field: &str) -> &str {
+    match field {
+        "code" => "source_code",
+        "language" => "language_id",
+        "timeout" => "wall_time_limit",
+        "cpu_time" => "cpu_time_limit",
+        "pids_limit" => "max_processes_and_or_threads",
+        "file_size_limit" => "max_file_size",
+        "args" => "command_line_arguments",
+        "files" => "additional_files",
+        other => other,
+    }
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    json_with(&json!({ "error": message }), status)
+}
+
+fn json_with(body: &impl serde::Serialize, status: StatusCode) -> Response {
+    warp::reply::with_status(warp::reply::json(body), status).into_response()
+}
