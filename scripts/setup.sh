@@ -50,16 +50,17 @@ install_test_clients() {
     || DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-requests >/dev/null
 }
 
-# schemathesis (PyPI), in a venv of its own: CI runs it over every endpoint of /openapi.json.
-SCHEMATHESIS_VERSION=4.32.5
-install_schemathesis() {
-  local venv="$DATA_DIR/venv"
-  if "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
-    say "schemathesis $SCHEMATHESIS_VERSION present"; return
-  fi
-  say "installing schemathesis $SCHEMATHESIS_VERSION (PyPI) into $venv"
+# A pinned PyPI package the tests use, in a venv of its own: install_pypi VENV PACKAGE VERSION.
+# schemathesis runs over every endpoint of /openapi.json; judge0 is Judge0's own Python SDK,
+# which the Judge0 API's tests drive unmodified.
+install_pypi() {
+  local venv="$DATA_DIR/$1" package="$2" version="$3"
+  local have
+  have=$("$venv/bin/python" -c "import importlib.metadata as m; print(m.version('$package'))" 2>/dev/null || true)
+  if [ "$have" = "$version" ]; then say "$package $version present"; return; fi
+  say "installing $package $version (PyPI) into $venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+  "$venv/bin/pip" install --quiet "$package==$version"
 }
 
 # gVisor's runsc as a Docker runtime named "runsc" (ptrace platform: works without KVM;
@@ -192,7 +193,8 @@ need_root
 mkdir -p "$DATA_DIR"
 install_packages
 install_test_clients
-install_schemathesis
+install_pypi venv schemathesis 4.32.5
+install_pypi judge0-venv judge0 0.0.8
 register_runsc
 start_dockerd
 build_base

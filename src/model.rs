@@ -655,20 +655,29 @@ fn check_args(args: &[String], limits: &LimitsConfig) -> Result<(), ValidationEr
 
 /// Options for the compile command: for compiled languages, short, and nothing the shell
 /// would take as more than words.
-fn check_compiler_options(options: Option<&str>, language: &Language) -> Result<(), ValidationError> {
+fn check_compiler_options(
+    options: Option<&str>,
+    language: &Language,
+) -> Result<(), ValidationError> {
     let Some(options) = options.filter(|o| !o.trim().is_empty()) else {
         return Ok(());
     };
     if language.compile.is_none() {
         return Err(invalid(
             "compiler_options",
-            format!("{} is not compiled: compiler options are only taken by compiled languages", language.name),
+            format!(
+                "{} is not compiled: compiler options are only taken by compiled languages",
+                language.name
+            ),
         ));
     }
-    if options.len() > MAX_COMPILER_OPTIONS || options.chars().any(|c| "$&;<>|`\n\r\0".contains(c)) {
+    if options.len() > MAX_COMPILER_OPTIONS || options.chars().any(|c| "$&;<>|`\n\r\0".contains(c))
+    {
         return Err(invalid(
             "compiler_options",
-            format!("at most {MAX_COMPILER_OPTIONS} bytes, without any of $&;<>|`, newlines or NUL"),
+            format!(
+                "at most {MAX_COMPILER_OPTIONS} bytes, without any of $&;<>|`, newlines or NUL"
+            ),
         ));
     }
     Ok(())

@@ -355,6 +355,7 @@ async fn start_services(
         tasks.push(tokio::spawn(webhooks::run(
             ctx.queue.clone(),
             ctx.config.webhooks.clone(),
+            crate::api::judge0::callback(ctx.languages.clone()),
             intake_stopped.clone(),
         )));
     }

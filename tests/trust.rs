@@ -35,6 +35,9 @@ fn submission(language: &str, code: &str, limits: Requested) -> Submission {
         interactive: false,
         callback_url: None,
         batch_id: None,
+        stderr_to_stdout: false,
+        compiler_options: None,
+        echo: None,
         created_at: chrono::Utc::now(),
     }
 }
@@ -77,6 +80,7 @@ async fn a_forged_job_message_runs_only_as_the_workers_own_tables_say() {
         pids: Some(100_000),
         output: Some(ByteSize(1 << 30)),
         file_size: Some(ByteSize(1 << 40)),
+        stack: Some(ByteSize(1 << 40)),
     };
     let forge = |code: &str| Forged {
         submission: submission("python", code, over_the_maxima.clone()),
@@ -87,7 +91,8 @@ async fn a_forged_job_message_runs_only_as_the_workers_own_tables_say() {
         "import os, resource, sys\n\
          print(os.uname().release)\n\
          print(resource.getrlimit(resource.RLIMIT_FSIZE)[0])\n\
-         print(sys.version_info[0])",
+         print(sys.version_info[0])\n\
+         print(resource.getrlimit(resource.RLIMIT_STACK)[0])",
     );
     let sleeper = forge("import time\ntime.sleep(30)");
     let hog = forge("x = bytearray(300 * 1024 * 1024)\nprint(len(x))");
@@ -111,6 +116,11 @@ async fn a_forged_job_message_runs_only_as_the_workers_own_tables_say() {
         "file size not clamped: {out}"
     );
     assert_eq!(lines[2], "3", "not the python image: {out}");
+    assert_eq!(
+        lines[3],
+        (128u64 << 20).to_string(),
+        "stack not clamped: {out}"
+    );
     assert_eq!(r["language"], "python");
 
     let r = record_of(&node, &sleeper.submission.execution_id).await;

@@ -114,7 +114,9 @@ impl Guard {
     pub fn is_key(&self, given: Option<&str>) -> bool {
         given.is_some_and(|given| {
             let given = given.trim();
-            self.keys.iter().any(|k| same(k.as_bytes(), given.as_bytes()))
+            self.keys
+                .iter()
+                .any(|k| same(k.as_bytes(), given.as_bytes()))
         })
     }
 

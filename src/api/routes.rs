@@ -83,12 +83,20 @@ pub const TABLE: &[Entry] = &[
     entry(Route::Docs, Method::GET, "/docs"),
     entry(Route::DocsAsset, Method::GET, "/docs/{asset}"),
     // Before `/judge0/submissions/{token}`: the first row that fits wins.
-    judge0(Judge0::BatchCreate, Method::POST, "/judge0/submissions/batch"),
+    judge0(
+        Judge0::BatchCreate,
+        Method::POST,
+        "/judge0/submissions/batch",
+    ),
     judge0(Judge0::BatchShow, Method::GET, "/judge0/submissions/batch"),
     judge0(Judge0::Create, Method::POST, "/judge0/submissions"),
     judge0(Judge0::Index, Method::GET, "/judge0/submissions"),
     judge0(Judge0::Show, Method::GET, "/judge0/submissions/{token}"),
-    judge0(Judge0::Delete, Method::DELETE, "/judge0/submissions/{token}"),
+    judge0(
+        Judge0::Delete,
+        Method::DELETE,
+        "/judge0/submissions/{token}",
+    ),
     judge0(Judge0::AllLanguages, Method::GET, "/judge0/languages/all"),
     judge0(Judge0::Languages, Method::GET, "/judge0/languages"),
     judge0(Judge0::Language, Method::GET, "/judge0/languages/{id}"),

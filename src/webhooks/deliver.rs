@@ -9,12 +9,11 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind};
 use futures::future::join_all;
 use futures::StreamExt;
-use serde::Serialize;
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::policy::{self, Unresolved};
-use super::signature;
+use super::{signature, Payload, Shape};
 use crate::config::WebhooksConfig;
 use crate::model::{BatchRecord, Callback, CallbackState, ExecutionRecord};
 use crate::queue::callbacks::{self, Stored, Target};
@@ -27,9 +26,18 @@ const CONCURRENT: usize = 16;
 const MAX_PAUSE: Duration = Duration::from_secs(300);
 
 /// Runs until `stop` turns true, re-creating the consumer when NATS goes away.
-pub async fn run(queue: Queue, config: WebhooksConfig, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    queue: Queue,
+    config: WebhooksConfig,
+    shape: Shape,
+    mut stop: watch::Receiver<bool>,
+) {
     let ack_wait = Duration::from_secs(config.timeout_secs + 20);
-    let deliverer = Deliverer { queue, config };
+    let deliverer = Deliverer {
+        queue,
+        config,
+        shape,
+    };
     let mut backoff = Duration::from_millis(100);
     while !*stop.borrow() {
         let messages = match callbacks::consumer(&deliverer.queue.js, ack_wait).await {
@@ -66,6 +74,7 @@ pub async fn run(queue: Queue, config: WebhooksConfig, mut stop: watch::Receiver
 struct Deliverer {
     queue: Queue,
     config: WebhooksConfig,
+    shape: Shape,
 }
 
 /// What becomes of a record's message.
@@ -115,7 +124,8 @@ impl Deliverer {
         let id = record.execution_id;
         let own = match &record.callback_url {
             Some(url) => {
-                self.try_once(Target::Execution(id), url, record, attempt)
+                let payload = (self.shape)(record).unwrap_or_else(|| Payload::post(record));
+                self.try_once(Target::Execution(id), url, payload, attempt)
                     .await
             }
             None => Ok(Next::Done),
@@ -158,7 +168,7 @@ impl Deliverer {
             executions,
             callback: None,
         };
-        self.try_once(Target::Batch(batch_id), &url, &body, attempt)
+        self.try_once(Target::Batch(batch_id), &url, Payload::post(&body), attempt)
             .await
     }
 
@@ -167,15 +177,14 @@ impl Deliverer {
         &self,
         target: Target,
         url: &str,
-        body: &impl Serialize,
+        payload: Payload,
         attempt: u32,
     ) -> Result<Next, QueueError> {
         let stored = self.queue.callbacks.get(target).await?;
         if stored.as_ref().is_some_and(|s| s.callback.state.is_final()) {
             return Ok(Next::Done);
         }
-        let body = serde_json::to_vec(body).map_err(|e| QueueError::Encoding(e.to_string()))?;
-        let result = self.post(url, &body, attempt).await;
+        let result = self.send(url, &payload, attempt).await;
         let give_up = attempt >= self.config.max_attempts;
         let (callback, next) = match result {
             Ok(()) => (
@@ -204,8 +213,9 @@ impl Deliverer {
         Ok(next)
     }
 
-    /// POSTs the body, signed, to the URL's checked addresses only, following no redirect.
-    async fn post(&self, raw: &str, body: &[u8], attempt: u32) -> Result<(), Failure> {
+    /// Sends the payload, signed, to the URL's checked addresses only, following no redirect.
+    async fn send(&self, raw: &str, payload: &Payload, attempt: u32) -> Result<(), Failure> {
+        let body = &payload.body;
         // Checked again here: a job message may come from anyone who can publish.
         let url = policy::check_url(&self.config, raw).map_err(Failure::Refused)?;
         let addrs = policy::resolve(&self.config, &url)
@@ -225,7 +235,7 @@ impl Deliverer {
         let secret = self.config.secret.as_deref().unwrap_or_default();
         let signed = signature::sign(secret, chrono::Utc::now().timestamp(), body);
         let answer = client
-            .post(url)
+            .request(payload.method.clone(), url)
             .header("content-type", "application/json")
             .header(signature::HEADER, signed)
             .header("X-CodeBeaker-Attempt", attempt.to_string())
@@ -236,7 +246,7 @@ impl Deliverer {
             .body(body.to_vec())
             .send()
             .await
-            .map_err(|e| Failure::Failed(format!("POST failed: {e}")))?;
+            .map_err(|e| Failure::Failed(format!("{} failed: {e}", payload.method)))?;
         match answer.status() {
             status if status.is_success() => Ok(()),
             status => Err(Failure::Failed(format!("the receiver answered {status}"))),

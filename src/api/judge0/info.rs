@@ -69,7 +69,7 @@ pub fn about() -> Value {
 /// `GET /config_info`: every key Judge0 1.13.1 has (its SDK needs them all), each saying
 /// what this server does.
 pub fn config_info(config: &Config) -> Value {
-    let b = Bounds::new(&config.limits);
+    let b = Bounds::new(&config.limits, &Default::default());
     let hooks = &config.webhooks;
     json!({
         "maintenance_mode": false,

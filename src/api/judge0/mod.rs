@@ -30,7 +30,7 @@ use super::routes::{at, Judge0, Route};
 use crate::app::{AppError, Executions, RequestId};
 use crate::model::ExecutionRecord;
 use render::NotUtf8;
-use submission::{Bounds, Context};
+use submission::Context;
 
 type Routes = warp::filters::BoxedFilter<(Response,)>;
 
@@ -43,7 +43,10 @@ const NOT_UTF8_BATCH: &str = "some attributes for one or more submissions cannot
 /// Every Judge0 route, behind the same guard as the REST API's (which takes Judge0's
 /// `X-Auth-Token` as an API key).
 pub fn routes(guard: Arc<Guard>, app: Executions, max_body: u64) -> Routes {
-    let shared = Arc::new(Shared { guard: guard.clone(), app });
+    let shared = Arc::new(Shared {
+        guard: guard.clone(),
+        app,
+    });
     let with = warp::any().map(move || shared.clone());
     let query = warp::query::raw()
         .or(warp::any().map(String::new))
@@ -85,7 +88,9 @@ pub fn routes(guard: Arc<Guard>, app: Executions, max_body: u64) -> Routes {
     let authorize = endpoint(Judge0::Authorize)
         .and(authorized)
         .and(with.clone())
-        .map(|_, user: Option<String>, s: Arc<Shared>| s.authorized(user, || json_with(&json!({}), StatusCode::OK)));
+        .map(|_, user: Option<String>, s: Arc<Shared>| {
+            s.authorized(user, || json_with(&json!({}), StatusCode::OK))
+        });
     let info = endpoint(Judge0::Languages)
         .or(endpoint(Judge0::AllLanguages))
         .unify()
@@ -171,12 +176,10 @@ struct Shared {
 
 impl Shared {
     fn context(&self, base64: bool) -> Context<'_> {
-        let limits = &self.app.config().limits;
         Context {
             base64,
             languages: self.app.language_table(),
-            bounds: Bounds::new(limits),
-            limits,
+            limits: &self.app.config().limits,
         }
     }
 
@@ -239,7 +242,10 @@ impl Shared {
         }))
         .await;
         let any_valid = answers.iter().any(Result::is_ok);
-        let body: Vec<Value> = answers.into_iter().map(|a| a.unwrap_or_else(|e| e)).collect();
+        let body: Vec<Value> = answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|e| e))
+            .collect();
         let status = match any_valid {
             true => StatusCode::CREATED,
             false => StatusCode::UNPROCESSABLE_ENTITY,
@@ -335,7 +341,11 @@ impl Shared {
     }
 
     fn info(&self, lookup: super::routes::Lookup, params: &[String]) -> Response {
-        let super::routes::Lookup::Found { route: Route::Judge0(endpoint), .. } = lookup else {
+        let super::routes::Lookup::Found {
+            route: Route::Judge0(endpoint),
+            ..
+        } = lookup
+        else {
             return error(StatusCode::NOT_FOUND, "no such endpoint".into());
         };
         let languages = self.app.language_table();
@@ -344,7 +354,10 @@ impl Shared {
             Judge0::Languages => ok(info::languages(languages, false)),
             Judge0::AllLanguages => ok(info::languages(languages, true)),
             Judge0::Language => {
-                let found = params[0].parse().ok().and_then(|id| info::language(languages, id));
+                let found = params[0]
+                    .parse()
+                    .ok()
+                    .and_then(|id| info::language(languages, id));
                 match found {
                     Some(language) => ok(language),
                     None => error(
@@ -437,4 +450,20 @@ fn error(status: StatusCode, message: String) -> Response {
 
 fn json_with(body: &impl serde::Serialize, status: StatusCode) -> Response {
     warp::reply::with_status(warp::reply::json(body), status).into_response()
+}
+
+/// How a Judge0 submission goes to its `callback_url`, as Judge0 sends it: PUT, with the
+/// default fields and outputs in base64. Records that came in through other APIs are not
+/// Judge0's to shape.
+pub fn callback(languages: crate::languages::Languages) -> crate::webhooks::Shape {
+    Arc::new(move |record: &ExecutionRecord| {
+        render::is_judge0(record).then(|| {
+            let body = render::submission(record, &languages, render::DEFAULT_FIELDS, true)
+                .expect("base64 takes any bytes");
+            crate::webhooks::Payload {
+                method: warp::http::Method::PUT,
+                body: serde_json::to_vec(&body).expect("JSON serialises"),
+            }
+        })
+    })
 }

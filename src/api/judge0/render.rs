@@ -111,11 +111,15 @@ pub fn submission(
         };
         match base64 {
             true => Ok(Value::String(encode(&bytes))),
-            false => String::from_utf8(bytes).map(Value::String).map_err(|_| NotUtf8),
+            false => String::from_utf8(bytes)
+                .map(Value::String)
+                .map_err(|_| NotUtf8),
         }
     };
     let given = |value: &Option<String>| text(value.clone().map(String::into_bytes));
-    let language_id = echo.language_id.or_else(|| first_judge0_id(languages, record));
+    let language_id = echo
+        .language_id
+        .or_else(|| first_judge0_id(languages, record));
     let mut out = Map::new();
     for &field in fields {
         let value = match field {
@@ -155,8 +159,20 @@ fn echo_of(record: &ExecutionRecord) -> Echo {
     record
         .echo
         .as_ref()
+        .and_then(|echo| echo.get(ECHO_KEY))
         .and_then(|value| serde_json::from_value(value.clone()).ok())
         .unwrap_or_default()
+}
+
+/// Where in a record's echo the Judge0 API keeps its fields.
+pub const ECHO_KEY: &str = "judge0";
+
+/// Whether the record's request came through the Judge0 API.
+pub fn is_judge0(record: &ExecutionRecord) -> bool {
+    record
+        .echo
+        .as_ref()
+        .is_some_and(|e| e.get(ECHO_KEY).is_some())
 }
 
 /// One of the limits and switches, as the submission set them (decimals as text, as Judge0

@@ -64,7 +64,12 @@ pub struct Judged {
 }
 
 impl Judged {
-    fn new(status: Judge0Status, exit_code: Option<i64>, signal: Option<i64>, message: Option<String>) -> Judged {
+    fn new(
+        status: Judge0Status,
+        exit_code: Option<i64>,
+        signal: Option<i64>,
+        message: Option<String>,
+    ) -> Judged {
         Judged {
             status,
             exit_code,
@@ -85,9 +90,12 @@ pub fn judge(record: &ExecutionRecord, echo: &Echo) -> Judged {
         Status::Queued => Judged::new(IN_QUEUE, None, None, None),
         Status::Running => Judged::new(PROCESSING, None, None, None),
         Status::CompileError => Judged::new(COMPILATION_ERROR, None, None, None),
-        Status::TimeLimitExceeded => {
-            Judged::new(TIME_LIMIT_EXCEEDED, Some(0), signal, message("Time limit exceeded"))
-        }
+        Status::TimeLimitExceeded => Judged::new(
+            TIME_LIMIT_EXCEEDED,
+            Some(0),
+            signal,
+            message("Time limit exceeded"),
+        ),
         // Judge0's memory limit is its cgroup's: the kernel kills the program.
         Status::MemoryLimitExceeded => Judged::new(
             OTHER,
@@ -129,7 +137,12 @@ fn completed(record: &ExecutionRecord, echo: &Echo, signal: Option<i64>) -> Judg
     }
     let cpu_seconds = record.cpu_time_ms.unwrap_or(0) as f64 / 1000.0;
     if echo.language_id.is_some() && cpu_seconds > echo.cpu_time_limit {
-        return Judged::new(TIME_LIMIT_EXCEEDED, Some(0), None, Some("Time limit exceeded".into()));
+        return Judged::new(
+            TIME_LIMIT_EXCEEDED,
+            Some(0),
+            None,
+            Some("Time limit exceeded".into()),
+        );
     }
     let status = match &echo.expected_output {
         Some(expected) if !super::render::matches(expected, &record.stdout) => WRONG_ANSWER,
@@ -142,7 +155,12 @@ fn completed(record: &ExecutionRecord, echo: &Echo, signal: Option<i64>) -> Judg
 mod tests {
     use super::*;
 
-    fn record(status: Status, exit_code: Option<i64>, signal: Option<&str>, stdout: &str) -> ExecutionRecord {
+    fn record(
+        status: Status,
+        exit_code: Option<i64>,
+        signal: Option<&str>,
+        stdout: &str,
+    ) -> ExecutionRecord {
         let mut record: ExecutionRecord = serde_json::from_value(serde_json::json!({
             "execution_id": uuid::Uuid::new_v4(), "status": status, "exit_code": exit_code,
             "signal": signal, "stdout": stdout, "stderr": "", "stdout_truncated": false,
@@ -168,19 +186,67 @@ mod tests {
     fn each_ending_gets_judge0s_status() {
         let judged = |r: &ExecutionRecord, e: &Echo| judge(r, e).status.id;
         let none = echo(None);
-        assert_eq!(judged(&record(Status::Completed, Some(0), None, "x"), &none), 3);
-        assert_eq!(judged(&record(Status::Completed, Some(0), None, "x \n"), &echo(Some("x"))), 3);
-        assert_eq!(judged(&record(Status::Completed, Some(0), None, "y"), &echo(Some("x"))), 4);
-        assert_eq!(judged(&record(Status::Completed, Some(1), None, ""), &none), 11);
-        let segv = judge(&record(Status::Completed, Some(139), Some("SIGSEGV"), ""), &none);
+        assert_eq!(
+            judged(&record(Status::Completed, Some(0), None, "x"), &none),
+            3
+        );
+        assert_eq!(
+            judged(
+                &record(Status::Completed, Some(0), None, "x \n"),
+                &echo(Some("x"))
+            ),
+            3
+        );
+        assert_eq!(
+            judged(
+                &record(Status::Completed, Some(0), None, "y"),
+                &echo(Some("x"))
+            ),
+            4
+        );
+        assert_eq!(
+            judged(&record(Status::Completed, Some(1), None, ""), &none),
+            11
+        );
+        let segv = judge(
+            &record(Status::Completed, Some(139), Some("SIGSEGV"), ""),
+            &none,
+        );
         assert_eq!((segv.status, segv.exit_signal), (SIGSEGV, Some(11)));
-        assert_eq!(judged(&record(Status::Completed, Some(136), Some("SIGFPE"), ""), &none), 9);
-        assert_eq!(judged(&record(Status::Completed, Some(134), Some("SIGABRT"), ""), &none), 10);
-        assert_eq!(judged(&record(Status::TimeLimitExceeded, None, None, ""), &none), 5);
-        assert_eq!(judged(&record(Status::CompileError, None, None, ""), &none), 6);
-        assert_eq!(judged(&record(Status::MemoryLimitExceeded, None, None, ""), &none), 12);
-        assert_eq!(judged(&record(Status::OutputLimitExceeded, None, None, ""), &none), 8);
-        assert_eq!(judged(&record(Status::InternalError, None, None, ""), &none), 13);
+        assert_eq!(
+            judged(
+                &record(Status::Completed, Some(136), Some("SIGFPE"), ""),
+                &none
+            ),
+            9
+        );
+        assert_eq!(
+            judged(
+                &record(Status::Completed, Some(134), Some("SIGABRT"), ""),
+                &none
+            ),
+            10
+        );
+        assert_eq!(
+            judged(&record(Status::TimeLimitExceeded, None, None, ""), &none),
+            5
+        );
+        assert_eq!(
+            judged(&record(Status::CompileError, None, None, ""), &none),
+            6
+        );
+        assert_eq!(
+            judged(&record(Status::MemoryLimitExceeded, None, None, ""), &none),
+            12
+        );
+        assert_eq!(
+            judged(&record(Status::OutputLimitExceeded, None, None, ""), &none),
+            8
+        );
+        assert_eq!(
+            judged(&record(Status::InternalError, None, None, ""), &none),
+            13
+        );
         assert_eq!(judged(&record(Status::Queued, None, None, ""), &none), 1);
         assert_eq!(judged(&record(Status::Running, None, None, ""), &none), 2);
     }

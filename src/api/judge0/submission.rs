@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::files;
 use crate::config::{Bounded, LimitsConfig};
-use crate::languages::Languages;
+use crate::languages::{LanguageLimits, Languages};
 use crate::model::{Encoding, ExecuteRequest, SourceFile, MAX_COMPILER_OPTIONS};
 use crate::sandbox::limits::ByteSize;
 
@@ -65,25 +65,31 @@ const CPU_EXTRA_TIME: Bounded<f64> = Bounded {
 };
 
 impl Bounds {
-    pub fn new(limits: &LimitsConfig) -> Bounds {
-        let kb = |b: Bounded<ByteSize>| Bounded {
-            default: (b.default.bytes() / 1024) as f64,
+    /// The server's bounds, with the language's defaults where it has its own (a JVM needs
+    /// more memory than a Judge0 default would give it).
+    pub fn new(limits: &LimitsConfig, language: &LanguageLimits) -> Bounds {
+        let with = |b: Bounded<ByteSize>, own: Option<ByteSize>| Bounded {
+            default: (b.default_with(own).bytes() / 1024) as f64,
             min: b.min.bytes().div_ceil(1024) as f64,
             max: (b.max.bytes() / 1024) as f64,
         };
+        let seconds = |b: Bounded<f64>, own: Option<f64>| Bounded {
+            default: b.default_with(own),
+            ..b
+        };
         let pids = limits.pids;
         Bounds {
-            cpu_time: limits.cpu_time,
+            cpu_time: seconds(limits.cpu_time, language.cpu_time),
             cpu_extra_time: CPU_EXTRA_TIME,
-            wall_time: limits.timeout,
-            memory_kb: kb(limits.memory),
-            stack_kb: kb(limits.stack),
+            wall_time: seconds(limits.timeout, language.timeout),
+            memory_kb: with(limits.memory, language.memory),
+            stack_kb: with(limits.stack, None),
             processes: Bounded {
-                default: pids.default as f64,
+                default: pids.default_with(language.pids) as f64,
                 min: pids.min as f64,
                 max: pids.max as f64,
             },
-            file_size_kb: kb(limits.file_size),
+            file_size_kb: with(limits.file_size, language.file_size),
             // Each submission runs once: its time and memory are that run's.
             runs: Bounded {
                 default: 1.0,
@@ -98,7 +104,6 @@ impl Bounds {
 pub struct Context<'a> {
     pub base64: bool,
     pub languages: &'a Languages,
-    pub bounds: Bounds,
     pub limits: &'a LimitsConfig,
 }
 
@@ -113,11 +118,22 @@ pub fn read(body: &Value, cx: &Context) -> Result<ExecuteRequest, Errors> {
         map,
         errors: Errors::new(),
     };
-    let echo = r.echo(cx);
-    let language = echo.language_id.and_then(|id| cx.languages.by_judge0_id(id));
+    let language_id = r.integer("language_id").map(|id| id as u32);
+    let language = language_id.and_then(|id| cx.languages.by_judge0_id(id));
+    let bounds = Bounds::new(
+        cx.limits,
+        &language.map(|l| l.limits.clone()).unwrap_or_default(),
+    );
+    let echo = Echo {
+        language_id,
+        ..r.echo(cx.base64, bounds)
+    };
     match (echo.language_id, language) {
         (None, _) => r.error("language_id", "can't be blank"),
-        (Some(id), None) => r.error("language_id", format!("language with id {id} doesn't exist")),
+        (Some(id), None) => r.error(
+            "language_id",
+            format!("language with id {id} doesn't exist"),
+        ),
         _ => {}
     }
     let unreadable = r.errors.contains_key("source_code");
@@ -135,13 +151,15 @@ pub fn read(body: &Value, cx: &Context) -> Result<ExecuteRequest, Errors> {
     let (Some(language), true) = (language, r.errors.is_empty()) else {
         return Err(r.errors);
     };
-    Ok(request(language.name.clone(), echo, args, files))
+    let cpu_kill = (echo.cpu_time_limit + echo.cpu_extra_time).min(bounds.cpu_time.max);
+    Ok(request(language.name.clone(), echo, cpu_kill, args, files))
 }
 
 /// The request CodeBeaker runs for a checked submission.
 fn request(
     language: String,
     echo: Echo,
+    cpu_kill: f64,
     args: Vec<String>,
     files: Vec<SourceFile>,
 ) -> ExecuteRequest {
@@ -149,8 +167,9 @@ fn request(
     let kb = |n: u64| ByteSize::kib(n);
     request.stdin = echo.stdin.clone().unwrap_or_default();
     request.timeout = Some(echo.wall_time_limit);
-    // Killed after the extra time; judged against the limit itself (see `status`).
-    request.cpu_time = Some(echo.cpu_time_limit + echo.cpu_extra_time);
+    // Killed after the extra time (within the server's bound); judged against the limit
+    // itself (see `status`).
+    request.cpu_time = Some(cpu_kill);
     request.memory_limit = Some(kb(echo.memory_limit));
     request.stack_limit = Some(kb(echo.stack_limit));
     request.pids_limit = Some(echo.max_processes_and_or_threads);
@@ -160,7 +179,8 @@ fn request(
     request.callback_url = echo.callback_url.clone();
     request.args = args;
     request.files = files;
-    request.echo = Some(serde_json::to_value(&echo).expect("an echo is plain data"));
+    let fields = serde_json::to_value(&echo).expect("an echo is plain data");
+    request.echo = Some(serde_json::json!({ super::render::ECHO_KEY: fields }));
     request
 }
 
@@ -184,13 +204,12 @@ impl Reader<'_> {
         add(&mut self.errors, field, message);
     }
 
-    /// The fields, with Judge0's defaults for those not given.
-    fn echo(&mut self, cx: &Context) -> Echo {
-        let b = cx.bounds;
-        let encoded = |r: &mut Self, field| r.text(field, cx.base64);
+    /// The fields but the language, with the defaults for those not given.
+    fn echo(&mut self, base64: bool, b: Bounds) -> Echo {
+        let encoded = |r: &mut Self, field| r.text(field, base64);
         Echo {
             source_code: encoded(self, "source_code"),
-            language_id: self.integer("language_id").map(|id| id as u32),
+            language_id: None,
             stdin: encoded(self, "stdin"),
             expected_output: encoded(self, "expected_output"),
             number_of_runs: self.bounded("number_of_runs", b.runs) as u32,
@@ -201,8 +220,10 @@ impl Reader<'_> {
             stack_limit: self.bounded("stack_limit", b.stack_kb) as u64,
             max_processes_and_or_threads: self.bounded("max_processes_and_or_threads", b.processes)
                 as i64,
-            enable_per_process_and_thread_time_limit: self
-                .off("enable_per_process_and_thread_time_limit", "this option cannot be enabled"),
+            enable_per_process_and_thread_time_limit: self.off(
+                "enable_per_process_and_thread_time_limit",
+                "this option cannot be enabled",
+            ),
             enable_per_process_and_thread_memory_limit: self.off(
                 "enable_per_process_and_thread_memory_limit",
                 "this option cannot be enabled",
@@ -328,7 +349,10 @@ impl Reader<'_> {
         match shell_words::split(&cleaned) {
             Ok(args) => args,
             Err(e) => {
-                self.error("command_line_arguments", format!("cannot be split into words: {e}"));
+                self.error(
+                    "command_line_arguments",
+                    format!("cannot be split into words: {e}"),
+                );
                 Vec::new()
             }
         }
@@ -363,7 +387,9 @@ impl Reader<'_> {
 pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
     use base64::Engine;
     let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD.decode(compact).ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .ok()
 }
 
 /// `15` rather than `15.0`, as Rails writes bounds.
@@ -385,7 +411,6 @@ mod tests {
         let cx = Context {
             base64,
             languages: &languages,
-            bounds: Bounds::new(&limits),
             limits: &limits,
         };
         read(&body, &cx)
@@ -403,11 +428,30 @@ mod tests {
         assert_eq!(request.code, "print(1)");
         assert_eq!(request.stdin, "x");
         assert_eq!(request.memory_limit, Some(ByteSize::mib(128)));
-        assert_eq!(request.cpu_time, Some(3.0), "the limit plus the extra second");
+        assert_eq!(
+            request.cpu_time,
+            Some(3.0),
+            "the limit plus the extra second"
+        );
         assert_eq!(request.args, ["a", "b c", "(id)"]);
-        let echo: Echo = serde_json::from_value(request.echo.unwrap()).unwrap();
+        let echo: Echo = serde_json::from_value(request.echo.unwrap()["judge0"].clone()).unwrap();
         assert_eq!(echo.cpu_time_limit, 2.0);
-        assert_eq!(echo.wall_time_limit, LimitsConfig::default().timeout.default);
+        assert_eq!(
+            echo.wall_time_limit,
+            LimitsConfig::default().timeout.default
+        );
+    }
+
+    #[test]
+    fn defaults_are_the_languages_own() {
+        let request = read_with(
+            json!({"source_code": "class Main {}", "language_id": 62}),
+            false,
+        )
+        .unwrap();
+        let java = Languages::load(None).unwrap().get("java").unwrap().clone();
+        assert_eq!(request.memory_limit, java.limits.memory);
+        assert_eq!(request.pids_limit, java.limits.pids);
     }
 
     #[test]
