@@ -91,6 +91,27 @@ async fn out_of_range_limits_are_422_naming_the_field_and_range() {
         .post(json!({"language": "python", "code": "print(1)", "memory_limit": "lots"}))
         .await;
     assert_error(status, &body, 400, "invalid_json", None);
+    for stack in ["1k", "1g"] {
+        let (status, body) = node
+            .post(json!({"language": "c", "code": "int main(){}", "stack_limit": stack}))
+            .await;
+        assert_error(status, &body, 422, "limit_out_of_range", Some("stack_limit"));
+    }
+}
+
+#[tokio::test]
+async fn compiler_options_go_to_compiled_languages_only_and_as_plain_words() {
+    let node = TestNode::start(1).await;
+    let (status, body) = node
+        .post(json!({"language": "python", "code": "print(1)", "compiler_options": "-O2"}))
+        .await;
+    assert_error(status, &body, 422, "invalid_field", Some("compiler_options"));
+    for options in ["-O2; rm -rf /work", "$(id)", "-O2 `id`", "-O2\n-g", &"-O".repeat(300)] {
+        let (status, body) = node
+            .post(json!({"language": "c", "code": "int main(){}", "compiler_options": options}))
+            .await;
+        assert_error(status, &body, 422, "invalid_field", Some("compiler_options"));
+    }
 }
 
 #[tokio::test]

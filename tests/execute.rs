@@ -146,3 +146,19 @@ async fn metrics_count_executions_by_language_and_status() {
     ));
     assert!(text.contains(r#"codebeaker_execution_duration_seconds_count{language="python"} 3"#));
 }
+
+#[tokio::test]
+async fn stderr_can_join_stdout_and_compiler_options_reach_the_compiler() {
+    let node = TestNode::start(2).await;
+    let merged = node
+        .run(json!({"language": "python", "stderr_to_stdout": true,
+            "code": "import sys\nprint('out', flush=True)\nprint('err', file=sys.stderr, flush=True)\nprint('out again')"}))
+        .await;
+    assert_eq!(merged["stdout"], "out\nerr\nout again\n", "{merged}");
+    assert_eq!(merged["stderr"], "");
+    let optioned = node
+        .run(json!({"language": "c", "compiler_options": "-DANSWER=42 -Wall",
+            "code": "#include <stdio.h>\nint main(){printf(\"%d\\n\", ANSWER);}"}))
+        .await;
+    assert_eq!(optioned["stdout"], "42\n", "{optioned}");
+}

@@ -126,3 +126,21 @@ async fn output_just_under_the_cap_is_complete() {
     assert_eq!(r["stdout_truncated"], false);
     assert_eq!(r["stderr_truncated"], false);
 }
+
+#[tokio::test]
+async fn recursing_past_the_stack_limit_is_a_segfault_and_within_it_runs() {
+    let node = TestNode::start(1).await;
+    // 16 000 frames of about 1 KiB: some 16 MiB of stack.
+    let deep = "#include <stdio.h>\n\
+                int f(int n){volatile char pad[1024]; pad[0]=n; return n ? f(n-1)+pad[0] : 0;}\n\
+                int main(){printf(\"%d\\n\", f(16000)); return 0;}";
+    let r = node
+        .run(json!({"language": "c", "code": deep, "stack_limit": "1m"}))
+        .await;
+    assert_eq!(r["status"], "completed", "{r}");
+    assert_eq!(r["signal"], "SIGSEGV", "{r}");
+    let r = node
+        .run(json!({"language": "c", "code": deep, "stack_limit": "64m"}))
+        .await;
+    assert_eq!((r["status"].as_str(), r["exit_code"].as_i64()), (Some("completed"), Some(0)), "{r}");
+}

@@ -58,31 +58,31 @@ pub fn routes(guard: Arc<Guard>, app: Executions, max_body: u64) -> Routes {
     let authorized = warp::header::optional::<String>("x-auth-user");
 
     let create = endpoint(Judge0::Create)
-        .and(query.clone())
+        .and(query)
         .and(body)
         .and(request_id)
         .and(with.clone())
         .then(|_, q, b, id, s: Arc<Shared>| async move { s.create(q, b, id).await });
     let batch_create = endpoint(Judge0::BatchCreate)
-        .and(query.clone())
+        .and(query)
         .and(body)
         .and(request_id)
         .and(with.clone())
         .then(|_, q, b, id, s: Arc<Shared>| async move { s.batch_create(q, b, id).await });
     let batch_show = endpoint(Judge0::BatchShow)
-        .and(query.clone())
+        .and(query)
         .and(with.clone())
         .then(|_, q, s: Arc<Shared>| async move { s.batch_show(q).await });
     let show = endpoint(Judge0::Show)
-        .and(query.clone())
+        .and(query)
         .and(with.clone())
         .then(|p: Vec<String>, q, s: Arc<Shared>| async move { s.show(&p[0], q).await });
     let index = endpoint(Judge0::Index)
-        .and(authorized.clone())
+        .and(authorized)
         .and(with.clone())
         .map(|_, user: Option<String>, s: Arc<Shared>| s.authorized(user, index));
     let delete = endpoint(Judge0::Delete)
-        .and(authorized.clone())
+        .and(authorized)
         .and(with.clone())
         .map(|_, user: Option<String>, s: Arc<Shared>| s.authorized(user, delete));
     let authorize = endpoint(Judge0::Authorize)
@@ -159,14 +159,65 @@ impl Query {
     }
 
     /// The fields to answer with, or Judge0's 400 naming the unknown ones.
-    fn fields(&self) -> Result<Vec<&'static str>, Response> {
+    fn fields(&self) -> Result<Vec<&'static str>, Refusal> {
         render::requested(self.fields.as_deref()).map_err(|unknown| {
-            error(
-                StatusCode::BAD_REQUEST,
-                format!("invalid fields: [{}]", unknown.join(", ")),
-            )
+            Refusal::bad_request(format!("invalid fields: [{}]", unknown.join(", ")))
         })
     }
+}
+
+/// What the Judge0 API answers instead, in Judge0's bodies; turned into a response in one
+/// place ([`Refusal::response`]).
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    /// `{"error": "..."}` with its status.
+    #[error("{message}")]
+    Plain { status: StatusCode, message: String },
+    /// A refused submission: `{"field": ["message"]}`, 422.
+    #[error("the submission is refused: {0}")]
+    Fields(Value),
+}
+
+impl Refusal {
+    fn bad_request(message: String) -> Refusal {
+        Refusal::Plain {
+            status: StatusCode::BAD_REQUEST,
+            message,
+        }
+    }
+
+    fn body(&self) -> Value {
+        match self {
+            Refusal::Plain { message, .. } => json!({ "error": message }),
+            Refusal::Fields(fields) => fields.clone(),
+        }
+    }
+
+    fn response(&self) -> Response {
+        let status = match self {
+            Refusal::Plain { status, .. } => *status,
+            Refusal::Fields(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        json_with(&self.body(), status)
+    }
+}
+
+/// An application error as Judge0 would say it: a refused field in Judge0's shape (named as
+/// Judge0 names it), anything else as `{"error": "..."}` with its status.
+impl From<AppError> for Refusal {
+    fn from(e: AppError) -> Refusal {
+        match e.parts() {
+            (_, _, Some(field)) => Refusal::Fields(json!({ judge0_field(field): [e.to_string()] })),
+            (status, _, None) => Refusal::Plain {
+                status,
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
+fn answer(result: Result<Response, Refusal>) -> Response {
+    result.unwrap_or_else(|refusal| refusal.response())
 }
 
 struct Shared {
@@ -185,95 +236,92 @@ impl Shared {
 
     /// `POST /submissions`: 201 with the token at once, or with the record (`wait=true`).
     async fn create(&self, query: Query, body: Bytes, id: RequestId) -> Response {
-        let fields = match query.fields() {
-            Ok(fields) => fields,
-            Err(response) => return response,
+        answer(self.try_create(query, body, id).await)
+    }
+
+    async fn try_create(
+        &self,
+        query: Query,
+        body: Bytes,
+        id: RequestId,
+    ) -> Result<Response, Refusal> {
+        let fields = query.fields()?;
+        let body = parse_body(&body)?;
+        let request = submission::read(&body, &self.context(query.base64))
+            .map_err(|errors| Refusal::Fields(Value::Object(errors)))?;
+        let record = match query.wait {
+            true => self.app.run(request, &id).await?,
+            false => self.app.submit(request, &id).await?,
         };
-        let body = match parse_body(&body) {
-            Ok(body) => body,
-            Err(response) => return response,
-        };
-        let request = match submission::read(&body, &self.context(query.base64)) {
-            Ok(request) => request,
-            Err(errors) => return json_with(&errors, StatusCode::UNPROCESSABLE_ENTITY),
-        };
-        let submitted = match query.wait {
-            true => self.app.run(request, &id).await,
-            false => self.app.submit(request, &id).await,
-        };
-        let record = match submitted {
-            Ok(record) => record,
-            Err(e) => return app_error(&e),
-        };
+        let created = |body: Value| json_with(&body, StatusCode::CREATED);
         if !query.wait {
-            return json_with(&json!({"token": record.execution_id}), StatusCode::CREATED);
+            return Ok(created(json!({"token": record.execution_id})));
         }
-        match self.render(&record, &fields, query.base64) {
-            Ok(rendered) => json_with(&rendered, StatusCode::CREATED),
-            Err(NotUtf8) => json_with(
-                &json!({"error": NOT_UTF8, "token": record.execution_id}),
-                StatusCode::CREATED,
-            ),
-        }
+        Ok(match self.render(&record, &fields, query.base64) {
+            Ok(rendered) => created(rendered),
+            Err(NotUtf8) => created(json!({"error": NOT_UTF8, "token": record.execution_id})),
+        })
     }
 
     /// `POST /submissions/batch`: each submission on its own, as Judge0 does: the valid ones
     /// run, the others answer with their errors in their place.
     async fn batch_create(&self, query: Query, body: Bytes, id: RequestId) -> Response {
-        let body = match parse_body(&body) {
-            Ok(body) => body,
-            Err(response) => return response,
-        };
+        answer(self.try_batch_create(query, body, id).await)
+    }
+
+    async fn try_batch_create(
+        &self,
+        query: Query,
+        body: Bytes,
+        id: RequestId,
+    ) -> Result<Response, Refusal> {
+        let body = parse_body(&body)?;
         let list = body
             .get("submissions")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        if let Err(response) = self.batch_size(list.len()) {
-            return response;
-        }
+        self.batch_size(list.len())?;
         let cx = self.context(query.base64);
         let answers = futures::future::join_all(list.iter().map(|item| async {
             let request = submission::read(item, &cx).map_err(Value::Object)?;
             match self.app.submit(request, &id).await {
                 Ok(record) => Ok(json!({"token": record.execution_id})),
-                Err(e) => Err(judge0_errors(&e)),
+                Err(e) => Err(Refusal::from(e).body()),
             }
         }))
         .await;
-        let any_valid = answers.iter().any(Result::is_ok);
+        let status = match answers.iter().any(Result::is_ok) {
+            true => StatusCode::CREATED,
+            false => StatusCode::UNPROCESSABLE_ENTITY,
+        };
         let body: Vec<Value> = answers
             .into_iter()
             .map(|a| a.unwrap_or_else(|e| e))
             .collect();
-        let status = match any_valid {
-            true => StatusCode::CREATED,
-            false => StatusCode::UNPROCESSABLE_ENTITY,
-        };
-        json_with(&body, status)
+        Ok(json_with(&body, status))
     }
 
-    fn batch_size(&self, n: usize) -> Result<(), Response> {
+    fn batch_size(&self, n: usize) -> Result<(), Refusal> {
         let max = self.app.config().limits.max_batch;
         match n {
-            0 => Err(error(
-                StatusCode::BAD_REQUEST,
+            0 => Err(Refusal::bad_request(
                 "there should be at least one submission in a batch".into(),
             )),
-            n if n > max => Err(error(
-                StatusCode::BAD_REQUEST,
-                format!("number of submissions in a batch should be less than or equal to {max}"),
-            )),
+            n if n > max => Err(Refusal::bad_request(format!(
+                "number of submissions in a batch should be less than or equal to {max}"
+            ))),
             _ => Ok(()),
         }
     }
 
     /// `GET /submissions/batch?tokens=a,b`: each in its place, `null` for an unknown token.
     async fn batch_show(&self, query: Query) -> Response {
-        let fields = match query.fields() {
-            Ok(fields) => fields,
-            Err(response) => return response,
-        };
+        answer(self.try_batch_show(query).await)
+    }
+
+    async fn try_batch_show(&self, query: Query) -> Result<Response, Refusal> {
+        let fields = query.fields()?;
         let tokens: Vec<&str> = query
             .tokens
             .as_deref()
@@ -282,42 +330,42 @@ impl Shared {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .collect();
-        if let Err(response) = self.batch_size(tokens.len()) {
-            return response;
-        }
+        self.batch_size(tokens.len())?;
         let found = futures::future::join_all(tokens.iter().map(|t| self.app.get(t))).await;
         let mut submissions = Vec::with_capacity(found.len());
         for record in found {
             let rendered = match record {
                 Ok(record) => self.render(&record, &fields, query.base64),
                 Err(AppError::NotFound { .. } | AppError::BadId { .. }) => Ok(Value::Null),
-                Err(e) => return app_error(&e),
+                Err(e) => return Err(e.into()),
             };
-            match rendered {
-                Ok(value) => submissions.push(value),
-                Err(NotUtf8) => return error(StatusCode::BAD_REQUEST, NOT_UTF8_BATCH.into()),
-            }
+            submissions
+                .push(rendered.map_err(|NotUtf8| Refusal::bad_request(NOT_UTF8_BATCH.into()))?);
         }
-        json_with(&json!({ "submissions": submissions }), StatusCode::OK)
+        Ok(json_with(
+            &json!({ "submissions": submissions }),
+            StatusCode::OK,
+        ))
     }
 
     /// `GET /submissions/{token}`.
     async fn show(&self, token: &str, query: Query) -> Response {
-        let fields = match query.fields() {
-            Ok(fields) => fields,
-            Err(response) => return response,
-        };
-        match self.app.get(token).await {
-            Ok(record) => match self.render(&record, &fields, query.base64) {
-                Ok(rendered) => json_with(&rendered, StatusCode::OK),
-                Err(NotUtf8) => error(StatusCode::BAD_REQUEST, NOT_UTF8.into()),
+        answer(self.try_show(token, query).await)
+    }
+
+    async fn try_show(&self, token: &str, query: Query) -> Result<Response, Refusal> {
+        let fields = query.fields()?;
+        let record = self.app.get(token).await.map_err(|e| match e {
+            AppError::NotFound { .. } | AppError::BadId { .. } => Refusal::Plain {
+                status: StatusCode::NOT_FOUND,
+                message: format!("no submission with token `{token}`"),
             },
-            Err(AppError::NotFound { .. } | AppError::BadId { .. }) => error(
-                StatusCode::NOT_FOUND,
-                format!("no submission with token `{token}`"),
-            ),
-            Err(e) => app_error(&e),
-        }
+            e => e.into(),
+        })?;
+        let rendered = self
+            .render(&record, &fields, query.base64)
+            .map_err(|NotUtf8| Refusal::bad_request(NOT_UTF8.into()))?;
+        Ok(json_with(&rendered, StatusCode::OK))
     }
 
     fn render(
@@ -376,15 +424,13 @@ impl Shared {
     }
 
     async fn workers(&self) -> Response {
-        let nodes = match self.app.cluster().await {
-            Ok(nodes) => nodes,
-            Err(e) => return app_error(&e),
-        };
-        let backlog = match self.app.backlog().await {
-            Ok(pending) => pending.iter().map(|(_, n)| n).sum(),
-            Err(e) => return app_error(&e),
-        };
-        json_with(&info::workers(&nodes, backlog), StatusCode::OK)
+        answer(self.try_workers().await)
+    }
+
+    async fn try_workers(&self) -> Result<Response, Refusal> {
+        let nodes = self.app.cluster().await?;
+        let backlog = self.app.backlog().await?.iter().map(|(_, n)| n).sum();
+        Ok(json_with(&info::workers(&nodes, backlog), StatusCode::OK))
     }
 }
 
@@ -402,31 +448,9 @@ fn delete() -> Response {
     error(StatusCode::BAD_REQUEST, "delete not allowed".into())
 }
 
-fn parse_body(body: &[u8]) -> Result<Value, Response> {
-    serde_json::from_slice(body).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not JSON: {e}"),
-        )
-    })
-}
-
-/// An application error in Judge0's shape: a refused field as `{"field": ["message"]}`
-/// (422), anything else as `{"error": "..."}` with its status.
-fn app_error(e: &AppError) -> Response {
-    let (status, _, field) = e.parts();
-    match field {
-        Some(_) => json_with(&judge0_errors(e), StatusCode::UNPROCESSABLE_ENTITY),
-        None => json_with(&json!({"error": e.to_string()}), status),
-    }
-}
-
-fn judge0_errors(e: &AppError) -> Value {
-    let (_, _, field) = e.parts();
-    match field {
-        Some(field) => json!({ judge0_field(field): [e.to_string()] }),
-        None => json!({"error": e.to_string()}),
-    }
+fn parse_body(body: &[u8]) -> Result<Value, Refusal> {
+    serde_json::from_slice(body)
+        .map_err(|e| Refusal::bad_request(format!("the body is not JSON: {e}")))
 }
 
 /// The Judge0 field behind one of CodeBeaker's.
@@ -445,7 +469,7 @@ fn judge0_field(field: &str) -> &str {
 }
 
 fn error(status: StatusCode, message: String) -> Response {
-    json_with(&json!({ "error": message }), status)
+    Refusal::Plain { status, message }.response()
 }
 
 fn json_with(body: &impl serde::Serialize, status: StatusCode) -> Response {
