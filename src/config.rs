@@ -37,6 +37,16 @@ pub struct Config {
     pub supervision: SupervisionConfig,
     pub pool: PoolConfig,
     pub webhooks: WebhooksConfig,
+    pub judge0: Judge0Config,
+}
+
+/// The Judge0 API: always at `/judge0` on `listen`; optionally also on a port of its own.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Judge0Config {
+    /// Serves the Judge0 API at the root of this address too (Judge0's own port is 2358), for
+    /// clients that cannot take a base URL with a path.
+    pub listen: Option<SocketAddr>,
 }
 
 /// Containers each language keeps started ahead of its jobs.
@@ -307,6 +317,7 @@ impl Default for Config {
             supervision: SupervisionConfig::default(),
             pool: PoolConfig::default(),
             webhooks: WebhooksConfig::default(),
+            judge0: Judge0Config::default(),
         }
     }
 }

@@ -8,12 +8,13 @@ use std::time::Duration;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::actors::heartbeat::{Beat, Heartbeat};
 use crate::actors::supervisor::{self, NodeStatus, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::actors::{names, NodeContext, WorkerContext};
+use crate::api::server::Listener;
 use crate::api::{self, ApiState};
 use crate::app::Executions;
 use crate::config::{Config, ConfigError};
@@ -78,6 +79,8 @@ const DEFAULT_NATS: &str = "nats://127.0.0.1:4222";
 pub struct Node {
     /// Where the HTTP server listens (the real port when the config asked for port 0).
     pub addr: SocketAddr,
+    /// Where the Judge0 API listens on a port of its own (`[judge0] listen`), if it does.
+    pub judge0_addr: Option<SocketAddr>,
     pub role: Role,
     ctx: Arc<NodeContext>,
     worker: Option<Arc<WorkerContext>>,
@@ -85,7 +88,7 @@ pub struct Node {
     supervisor_done: JoinHandle<()>,
     heartbeat: Heartbeat,
     server: JoinHandle<()>,
-    stop_server: oneshot::Sender<()>,
+    stop_server: watch::Sender<bool>,
     /// Stops what takes new work: the queue consumer, rescues, NATS request/reply.
     stop_intake: watch::Sender<bool>,
     /// Stops the rest once the drain is over (cancels must reach jobs while they drain).
@@ -162,6 +165,18 @@ impl Node {
         };
         let listener = TcpListener::bind(listen).await.map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
+        let judge0 = match (role.has_api(), ctx.config.judge0.listen) {
+            (true, Some(listen)) => {
+                let bind_error = |source| StartError::Bind {
+                    addr: listen,
+                    source,
+                };
+                let socket = TcpListener::bind(listen).await.map_err(bind_error)?;
+                Some(socket)
+            }
+            _ => None,
+        };
+        let judge0_addr = judge0.as_ref().and_then(|s| s.local_addr().ok());
 
         let freed = Arc::new(Notify::new());
         let (beat, beats) = watch::channel(Beat::default());
@@ -184,18 +199,28 @@ impl Node {
             }
         };
 
-        let (stop_server, server_stopped) = oneshot::channel::<()>();
+        let (stop_server, server_stopped) = watch::channel(false);
         let state = Arc::new(ApiState {
             ctx: ctx.clone(),
             executions: Executions::new(ctx.clone()),
             supervisor: supervisor.clone(),
         });
-        let server = tokio::spawn(api::server::serve(
-            listener,
-            api::routes(state, role.has_api()),
-            ctx.node_id().to_string(),
-            server_stopped,
-        ));
+        let routes = api::routes(state, role.has_api());
+        let listeners = std::iter::once(Listener {
+            socket: listener,
+            prefix: None,
+        })
+        .chain(judge0.map(|socket| Listener {
+            socket,
+            prefix: Some("/judge0"),
+        }));
+        let servers: Vec<_> = listeners
+            .map(|listener| {
+                let node = ctx.node_id().to_string();
+                api::server::serve(listener, routes.clone(), node, server_stopped.clone())
+            })
+            .collect();
+        let server = tokio::spawn(async move { drop(futures::future::join_all(servers).await) });
         tracing::info!(
             node = ctx.node_id(),
             role = role.as_str(),
@@ -203,6 +228,9 @@ impl Node {
             languages = ?ctx.languages.names(),
             "CodeBeaker node ready; HTTP on http://{addr}"
         );
+        if let Some(judge0) = judge0_addr {
+            tracing::info!("the Judge0 API also on http://{judge0}");
+        }
         let Services {
             heartbeat,
             stop_intake,
@@ -211,6 +239,7 @@ impl Node {
         } = services;
         Ok(Node {
             addr,
+            judge0_addr,
             role,
             ctx,
             worker,
@@ -256,7 +285,7 @@ impl Node {
             embedded,
             ..
         } = self;
-        let _ = stop_server.send(());
+        let _ = stop_server.send(true);
         let _ = stop_intake.send(true);
         let drain = Duration::from_secs(ctx.config.drain_timeout_secs);
         if !drained(&supervisor, drain).await {

@@ -95,7 +95,13 @@ async fn out_of_range_limits_are_422_naming_the_field_and_range() {
         let (status, body) = node
             .post(json!({"language": "c", "code": "int main(){}", "stack_limit": stack}))
             .await;
-        assert_error(status, &body, 422, "limit_out_of_range", Some("stack_limit"));
+        assert_error(
+            status,
+            &body,
+            422,
+            "limit_out_of_range",
+            Some("stack_limit"),
+        );
     }
 }
 
@@ -105,12 +111,30 @@ async fn compiler_options_go_to_compiled_languages_only_and_as_plain_words() {
     let (status, body) = node
         .post(json!({"language": "python", "code": "print(1)", "compiler_options": "-O2"}))
         .await;
-    assert_error(status, &body, 422, "invalid_field", Some("compiler_options"));
-    for options in ["-O2; rm -rf /work", "$(id)", "-O2 `id`", "-O2\n-g", &"-O".repeat(300)] {
+    assert_error(
+        status,
+        &body,
+        422,
+        "invalid_field",
+        Some("compiler_options"),
+    );
+    for options in [
+        "-O2; rm -rf /work",
+        "$(id)",
+        "-O2 `id`",
+        "-O2\n-g",
+        &"-O".repeat(300),
+    ] {
         let (status, body) = node
             .post(json!({"language": "c", "code": "int main(){}", "compiler_options": options}))
             .await;
-        assert_error(status, &body, 422, "invalid_field", Some("compiler_options"));
+        assert_error(
+            status,
+            &body,
+            422,
+            "invalid_field",
+            Some("compiler_options"),
+        );
     }
 }
 

@@ -157,8 +157,10 @@ async fn stderr_can_join_stdout_and_compiler_options_reach_the_compiler() {
     assert_eq!(merged["stdout"], "out\nerr\nout again\n", "{merged}");
     assert_eq!(merged["stderr"], "");
     let optioned = node
-        .run(json!({"language": "c", "compiler_options": "-DANSWER=42 -Wall",
-            "code": "#include <stdio.h>\nint main(){printf(\"%d\\n\", ANSWER);}"}))
+        .run(
+            json!({"language": "c", "compiler_options": "-DANSWER=42 -Wall",
+            "code": "#include <stdio.h>\nint main(){printf(\"%d\\n\", ANSWER);}"}),
+        )
         .await;
     assert_eq!(optioned["stdout"], "42\n", "{optioned}");
 }

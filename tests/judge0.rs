@@ -557,3 +557,34 @@ async fn a_callback_url_gets_judge0s_put_with_the_default_fields_in_base64() {
     assert!(refused["callback_url"].is_array(), "{refused}");
     server.abort();
 }
+
+#[tokio::test]
+async fn a_port_of_its_own_serves_judge0s_paths_at_its_root() {
+    let mut config = test_config(1);
+    config.judge0.listen = Some("127.0.0.1:0".parse().unwrap());
+    let node = TestNode::with_config(config).await;
+    let judge0 = node.node().judge0_addr.expect("a Judge0 listener");
+    let root = format!("http://{judge0}");
+    let client = reqwest::Client::new();
+    let about: Value = client
+        .get(format!("{root}/about"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(about["version"], "1.13.1");
+    let done: Value = client
+        .post(format!("{root}/submissions?wait=true&fields=stdout"))
+        .json(&json!({"source_code": "print(6 * 7)", "language_id": 71}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(done, json!({"stdout": "42\n"}));
+    let rest = client.post(format!("{root}/execute")).send().await.unwrap();
+    assert_eq!(rest.status(), 404, "only the Judge0 API there");
+}

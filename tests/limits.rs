@@ -142,5 +142,9 @@ async fn recursing_past_the_stack_limit_is_a_segfault_and_within_it_runs() {
     let r = node
         .run(json!({"language": "c", "code": deep, "stack_limit": "64m"}))
         .await;
-    assert_eq!((r["status"].as_str(), r["exit_code"].as_i64()), (Some("completed"), Some(0)), "{r}");
+    assert_eq!(
+        (r["status"].as_str(), r["exit_code"].as_i64()),
+        (Some("completed"), Some(0)),
+        "{r}"
+    );
 }

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tower_service::Service;
 use tracing::Instrument;
 use warp::reply::{Reply, Response};
@@ -26,10 +26,17 @@ use super::unread::{self, Shared};
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
 
-/// Serves until `stop` fires, then lets open requests finish. Connections may be upgraded
+/// A listener, and the path prefix its requests are served under: `/judge0` on Judge0's own
+/// port, where clients send Judge0's paths without one.
+pub struct Listener {
+    pub socket: TcpListener,
+    pub prefix: Option<&'static str>,
+}
+
+/// Serves until `stop` turns true, then lets open requests finish. Connections may be upgraded
 /// (the WebSocket routes); hyper-util's graceful shutdown does not take those, so each
 /// connection watches `closing` itself.
-pub async fn serve<F>(listener: TcpListener, routes: F, node: String, stop: oneshot::Receiver<()>)
+pub async fn serve<F>(listener: Listener, routes: F, node: String, mut stop: watch::Receiver<bool>)
 where
     F: Filter<Error = Infallible> + Clone + Send + Sync + 'static,
     F::Extract: Reply,
@@ -38,10 +45,10 @@ where
     let node: Arc<str> = node.into();
     let (closing, closed) = watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
-    let mut stop = std::pin::pin!(stop);
+    let Listener { socket, prefix } = listener;
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = socket.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, mostly: wait rather than spin.
@@ -50,12 +57,12 @@ where
                     continue;
                 }
             },
-            _ = &mut stop => break,
+            _ = async { drop(stop.wait_for(|stop| *stop).await) } => break,
         };
         let routes = warp::service(routes.clone());
         let node = node.clone();
         let service = hyper::service::service_fn(move |request| {
-            handle(node.clone(), peer, routes.clone(), request)
+            handle(node.clone(), peer, routes.clone(), under(prefix, request))
         });
         let connection = http1::Builder::new()
             .serve_connection(TokioIo::new(stream), service)
@@ -76,9 +83,20 @@ where
             }
         });
     }
-    drop(listener);
+    drop(socket);
     let _ = closing.send(true);
     while connections.join_next().await.is_some() {}
+}
+
+/// The request with its path under `prefix`, when the listener has one.
+fn under(prefix: Option<&str>, mut request: hyper::Request<Incoming>) -> hyper::Request<Incoming> {
+    let Some(prefix) = prefix else { return request };
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    // Only a path that is not a path is refused by `Uri`; such a request keeps its own.
+    if let Ok(uri) = format!("{prefix}{path}").parse() {
+        *request.uri_mut() = uri;
+    }
+    request
 }
 
 async fn handle<S>(
