@@ -40,7 +40,11 @@ async fn main() {
     tokio::spawn(warp::serve(route).incoming(bare).run());
     let observed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let observed_url = format!("http://{}", observed.local_addr().unwrap());
-    let (_stop, stop) = tokio::sync::oneshot::channel();
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    let observed = server::Listener {
+        socket: observed,
+        prefix: None,
+    };
     tokio::spawn(server::serve(observed, route, NODE.into(), stop));
 
     let http = reqwest::Client::new();
