@@ -36,6 +36,8 @@ pub enum BenchError {
     Client(#[from] ClientError),
     #[error("a benchmark job ended {0:?} instead of completed")]
     JobFailed(Status),
+    #[error("a Judge0 submission was not accepted: {0}")]
+    Judge0(String),
     #[error("baseline `{command}` failed: {detail}")]
     Baseline { command: String, detail: String },
     #[error("a submitting client stopped: {0}")]
@@ -105,6 +107,7 @@ pub async fn run(options: &BenchOptions, config: &Config) -> Result<Vec<Measurem
         ));
     }
     results.push(record_reads(&options.url, options.runs).await?);
+    results.push(judge0_latency(&options.url, options.runs).await?);
     if options.per_language > 0 {
         results.extend(languages(&options.url, options.per_language).await?);
     }
@@ -233,6 +236,28 @@ async fn record_reads(url: &str, runs: usize) -> Result<Measurement, BenchError>
     })
     .await?;
     Ok(summarize("GET /execution/{id}, a finished record", timed))
+}
+
+/// The same `print(1)` through the Judge0 API (`POST /judge0/submissions?wait=true`), back to
+/// back: what the Judge0 adapter costs over `POST /execute`.
+async fn judge0_latency(url: &str, runs: usize) -> Result<Measurement, BenchError> {
+    let (http, path) = (
+        reqwest::Client::new(),
+        format!("{url}/judge0/submissions?wait=true"),
+    );
+    let body = serde_json::json!({"source_code": "print(1)", "language_id": 71});
+    let timed = time_runs(runs, || async {
+        let answer: serde_json::Value = rest(http.post(&path).json(&body)).await?;
+        match answer["status"]["id"].as_u64() {
+            Some(3) => Ok(()),
+            _ => Err(BenchError::Judge0(answer.to_string())),
+        }
+    })
+    .await?;
+    Ok(summarize(
+        "POST /judge0/submissions?wait=true print(1)",
+        timed,
+    ))
 }
 
 /// Each language's hello world `per_language` times, then all of them mixed round robin.

@@ -229,7 +229,7 @@ async fn get_execution(id: String, app: Executions) -> Response {
 #[utoipa::path(get, path = "/execution/{id}/events", tag = "executions",
     params(("id" = String, Path, description = "The execution id (a UUID)")),
     responses((status = 200, description = "Server-Sent Events: `status`, `stdout` and `stderr` chunks, `usage` every 250 ms while it runs, then `final` with the record",
-        content_type = "text/event-stream", body = String)))]
+        content_type = "text/event-stream", body = SseEvent)))]
 /// `GET /execution/{id}/events`: the execution live, as Server-Sent Events.
 async fn execution_events(id: String, app: Executions) -> Response {
     use futures::StreamExt;
@@ -312,6 +312,34 @@ fn json_with(body: &impl Serialize, status: StatusCode) -> Response {
 fn languages(app: Executions) -> Response {
     warp::reply::json(&app.languages()).into_response()
 }
+
+/// One Server-Sent Event of `GET /execution/{id}/events`, as the document describes the
+/// stream (warp's SSE reply writes them): its name, and its JSON as text.
+struct SseEvent;
+
+impl utoipa::PartialSchema for SseEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let text = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(description))
+        };
+        ObjectBuilder::new()
+            .property(
+                "event",
+                text("`status`, `stdout`, `stderr`, `usage` or `final`"),
+            )
+            .property(
+                "data",
+                text("the event's JSON: `{\"status\"}`, `{\"data\"}`, the usage, the record"),
+            )
+            .required("data")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for SseEvent {}
 
 #[derive(Serialize, utoipa::ToSchema)]
 struct Health<'a> {
