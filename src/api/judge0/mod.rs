@@ -69,10 +69,17 @@ pub fn routes(guard: Arc<Guard>, app: Executions, max_body: u64) -> Routes {
         .and(request_id)
         .and(with.clone())
         .then(|_, q, b, id, s: Arc<Shared>| async move { s.batch_create(q, b, id).await });
+    // Judge0 takes the tokens from a `tokens` header first, then from the query.
     let batch_show = endpoint(Judge0::BatchShow)
         .and(query)
+        .and(warp::header::optional::<String>("tokens"))
         .and(with.clone())
-        .then(|_, q, s: Arc<Shared>| async move { s.batch_show(q).await });
+        .then(
+            |_, mut q: Query, header: Option<String>, s: Arc<Shared>| async move {
+                q.tokens = header.or(q.tokens);
+                s.batch_show(q).await
+            },
+        );
     let show = endpoint(Judge0::Show)
         .and(query)
         .and(with.clone())
