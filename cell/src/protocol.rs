@@ -291,10 +291,12 @@ mod tests {
                 nproc: None,
                 compile_timeout_ms: 0,
                 compile_output_bytes: 0,
+                stack_bytes: Some(8 << 20),
             },
             isolation: Isolation { fresh_mounts: true },
             keep_work: false,
             interactive: false,
+            stderr_to_stdout: true,
         }
     }
 
