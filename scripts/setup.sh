@@ -27,11 +27,12 @@ install_packages() {
   command -v nats-server >/dev/null || missing+=(nats-server)
   command -v runsc >/dev/null || missing+=(runsc)
   command -v curl >/dev/null || missing+=(curl)
+  command -v npm >/dev/null || missing+=(npm)
   # The executor's seccomp filter links libseccomp (the images have its runtime library).
   [ -e /usr/include/seccomp.h ] || missing+=(libseccomp-dev)
   # Prometheus: the metrics test scrapes a node with the real thing.
   command -v prometheus >/dev/null || missing+=(prometheus)
-  if [ ${#missing[@]} -eq 0 ]; then say "packages present: docker.io, debootstrap, nats-server, runsc, prometheus, libseccomp-dev"; return; fi
+  if [ ${#missing[@]} -eq 0 ]; then say "packages present: docker.io, debootstrap, nats-server, runsc, curl, npm, prometheus, libseccomp-dev"; return; fi
   say "installing Debian packages: ${missing[*]}"
   apt-get update -q >/dev/null
   # No package may start its daemon (they would listen on every interface): we start what we
@@ -61,6 +62,18 @@ install_pypi() {
   say "installing $package $version (PyPI) into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet "$package==$version"
+}
+
+# Pinned npm packages the tests use, in a directory of their own: install_npm DIR PACKAGE@V...
+# piston-client is the Piston API's own client, driven unmodified; ws speaks its WebSocket.
+install_npm() {
+  local dir="$DATA_DIR/$1"; shift
+  if [ "$(cat "$dir/.installed" 2>/dev/null)" = "$*" ]; then say "npm packages present: $*"; return; fi
+  say "installing $* (npm) into $dir"
+  mkdir -p "$dir"
+  [ -f "$dir/package.json" ] || echo '{"private": true}' >"$dir/package.json"
+  (cd "$dir" && npm install --silent --no-audit --no-fund "$@")
+  echo "$*" >"$dir/.installed"
 }
 
 # gVisor's runsc as a Docker runtime named "runsc" (ptrace platform: works without KVM;
@@ -195,6 +208,7 @@ install_packages
 install_test_clients
 install_pypi venv schemathesis 4.32.5
 install_pypi judge0-venv judge0 0.0.8
+install_npm npm-clients piston-client@1.0.2 ws@8.18.3
 register_runsc
 start_dockerd
 build_base

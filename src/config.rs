@@ -38,6 +38,18 @@ pub struct Config {
     pub pool: PoolConfig,
     pub webhooks: WebhooksConfig,
     pub judge0: Judge0Config,
+    pub piston: PistonConfig,
+}
+
+/// The Piston API at `/api/v2`. Piston has no authentication, and its clients (piston-client)
+/// cannot send a key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PistonConfig {
+    /// With `api.keys` set: `false` (the default), the Piston API wants a key like every
+    /// route, so only clients that can send `Authorization: Bearer` work; `true`, it is open
+    /// to anyone who can reach it (rate-limited per address), as Piston itself is.
+    pub open: bool,
 }
 
 /// The Judge0 API: always at `/judge0` on `listen`; optionally also on a port of its own.
@@ -318,6 +330,7 @@ impl Default for Config {
             pool: PoolConfig::default(),
             webhooks: WebhooksConfig::default(),
             judge0: Judge0Config::default(),
+            piston: PistonConfig::default(),
         }
     }
 }

@@ -65,6 +65,15 @@ impl Guard {
         }
     }
 
+    /// A guard that asks no key, with the same rate limits (per client address): for an API
+    /// whose clients cannot send one (`[piston] open`).
+    pub fn open(config: &ApiConfig) -> Guard {
+        Guard {
+            keys: Vec::new(),
+            ..Guard::new(config)
+        }
+    }
+
     /// Passes requests with a valid key (when keys are configured) and a token to spend.
     pub fn filter(
         self: Arc<Self>,

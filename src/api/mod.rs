@@ -7,6 +7,7 @@ mod guard;
 pub mod judge0;
 mod observe;
 pub mod openapi;
+mod piston;
 pub mod routes;
 pub mod server;
 mod session;
@@ -76,6 +77,11 @@ fn execution_routes(state: Arc<ApiState>) -> Routes {
     let max_body = state.ctx.config.limits.max_body_bytes.bytes();
     let keys = Arc::new(guard::Guard::new(&state.ctx.config.api));
     let judge0 = judge0::routes(keys.clone(), state.executions.clone(), max_body);
+    let piston_guard = match state.ctx.config.piston.open {
+        true => Arc::new(guard::Guard::open(&state.ctx.config.api)),
+        false => keys.clone(),
+    };
+    let piston = piston::routes(piston_guard, state.executions.clone(), max_body);
     let guard = keys.filter();
     let with_app = warp::any().map(move || state.executions.clone());
     // Set by the server before any route runs (see `server`).
@@ -151,6 +157,8 @@ fn execution_routes(state: Arc<ApiState>) -> Routes {
         .or(languages)
         .unify()
         .or(judge0)
+        .unify()
+        .or(piston)
         .unify()
         .boxed()
 }

@@ -171,11 +171,15 @@ mod tests {
         assert_eq!(document["openapi"], "3.1.0");
         let paths = document["paths"].as_object().unwrap();
         // The document and the docs page describe the API; they are not part of it. The
-        // Judge0 API is Judge0's, described by Judge0's own documents.
+        // Judge0 and Piston APIs are theirs, described by their own documents.
         let described = |route: Route| {
             !matches!(
                 route,
-                Route::OpenApi | Route::Docs | Route::DocsAsset | Route::Judge0(_)
+                Route::OpenApi
+                    | Route::Docs
+                    | Route::DocsAsset
+                    | Route::Judge0(_)
+                    | Route::Piston(_)
             )
         };
         for entry in TABLE.iter().filter(|e| described(e.route)) {

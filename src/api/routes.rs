@@ -25,6 +25,15 @@ pub enum Route {
     DocsAsset,
     /// The Judge0 CE API, under `/judge0`.
     Judge0(Judge0),
+    /// The Piston v2 API, under `/api/v2`.
+    Piston(Piston),
+}
+
+/// The Piston API's endpoints (`api::piston`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piston {
+    Runtimes,
+    Execute,
 }
 
 /// The Judge0 API's endpoints (`api::judge0`).
@@ -108,6 +117,16 @@ pub const TABLE: &[Entry] = &[
     judge0(Judge0::Workers, Method::GET, "/judge0/workers"),
     judge0(Judge0::Authenticate, Method::POST, "/judge0/authenticate"),
     judge0(Judge0::Authorize, Method::POST, "/judge0/authorize"),
+    entry(
+        Route::Piston(Piston::Runtimes),
+        Method::GET,
+        "/api/v2/runtimes",
+    ),
+    entry(
+        Route::Piston(Piston::Execute),
+        Method::POST,
+        "/api/v2/execute",
+    ),
 ];
 
 const fn judge0(endpoint: Judge0, method: Method, template: &'static str) -> Entry {
