@@ -84,7 +84,8 @@ fn limit(body: &Value, field: &str, max: f64) -> Result<Option<f64>, Refused> {
             "{field} cannot exceed the configured limit of {max}"
         )));
     }
-    if !(value > 0.0) {
+    // NaN is neither above 0 nor anything else: refused with the negatives.
+    if value.is_nan() || value < 0.0 {
         return Err(refuse(format!("{field} must be non-negative")));
     }
     Ok(Some(value))
