@@ -54,6 +54,21 @@ async fn piston_client_runs_aliases_files_and_every_ending() {
     client(&node, "details").await;
 }
 
+#[tokio::test]
+async fn the_websocket_streams_takes_stdin_and_signals_and_closes_as_piston_does() {
+    let node = TestNode::start(3).await;
+    client(&node, "session").await;
+    client(&node, "session_compiled").await;
+    client(&node, "session_refusals").await;
+    assert!(
+        common::eventually(Duration::from_secs(30), || async {
+            node.leftover_containers().await.is_empty()
+        })
+        .await,
+        "refused sessions leave no job running"
+    );
+}
+
 /// A raw POST with the given Content-Type.
 async fn execute(
     node: &TestNode,

@@ -34,6 +34,7 @@ pub enum Route {
 pub enum Piston {
     Runtimes,
     Execute,
+    Connect,
 }
 
 /// The Judge0 API's endpoints (`api::judge0`).
@@ -117,17 +118,14 @@ pub const TABLE: &[Entry] = &[
     judge0(Judge0::Workers, Method::GET, "/judge0/workers"),
     judge0(Judge0::Authenticate, Method::POST, "/judge0/authenticate"),
     judge0(Judge0::Authorize, Method::POST, "/judge0/authorize"),
-    entry(
-        Route::Piston(Piston::Runtimes),
-        Method::GET,
-        "/api/v2/runtimes",
-    ),
-    entry(
-        Route::Piston(Piston::Execute),
-        Method::POST,
-        "/api/v2/execute",
-    ),
+    piston(Piston::Runtimes, Method::GET, "/api/v2/runtimes"),
+    piston(Piston::Execute, Method::POST, "/api/v2/execute"),
+    piston(Piston::Connect, Method::GET, "/api/v2/connect"),
 ];
+
+const fn piston(endpoint: Piston, method: Method, template: &'static str) -> Entry {
+    entry(Route::Piston(endpoint), method, template)
+}
 
 const fn judge0(endpoint: Judge0, method: Method, template: &'static str) -> Entry {
     entry(Route::Judge0(endpoint), method, template)

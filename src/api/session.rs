@@ -228,14 +228,38 @@ async fn relay(
     }
 }
 
+/// Input held until the job runs, since a job not yet running would not hear it, then passed
+/// on as it comes.
+#[derive(Debug, Default)]
+pub(super) struct Held {
+    running: bool,
+    held: Vec<Input>,
+}
+
+impl Held {
+    /// The input, when it can go to the job now.
+    pub(super) fn push(&mut self, input: Input) -> Option<Input> {
+        if self.running {
+            return Some(input);
+        }
+        self.held.push(input);
+        None
+    }
+
+    /// The job runs: what was held goes now, and the rest as it comes.
+    pub(super) fn start(&mut self) -> Vec<Input> {
+        self.running = true;
+        std::mem::take(&mut self.held)
+    }
+}
+
 /// The client's input: parsed, counted against the session's stdin cap (what one request
-/// may carry), and held until the job runs, since a job not yet running would not hear it.
+/// may carry), and held until the job runs.
 #[derive(Debug)]
 struct Inbox {
     max: u64,
     left: u64,
-    running: bool,
-    held: Vec<Input>,
+    held: Held,
 }
 
 impl Inbox {
@@ -243,8 +267,7 @@ impl Inbox {
         Inbox {
             max,
             left: max,
-            running: false,
-            held: Vec::new(),
+            held: Held::default(),
         }
     }
 
@@ -264,22 +287,16 @@ impl Inbox {
                 Refusal::new(4413, "too_large", message)
             })?;
         }
-        if self.running {
-            return Ok(Some(input));
-        }
-        self.held.push(input);
-        Ok(None)
+        Ok(self.held.push(input))
     }
 
-    /// The job runs: what was held goes now, and the rest as it comes.
     fn start(&mut self) -> Vec<Input> {
-        self.running = true;
-        std::mem::take(&mut self.held)
+        self.held.start()
     }
 }
 
 /// `message`, cut at a character boundary to fit a close frame.
-fn reason(message: &str) -> String {
+pub(super) fn reason(message: &str) -> String {
     let mut end = message.len().min(MAX_REASON);
     while !message.is_char_boundary(end) {
         end -= 1;

@@ -6,7 +6,29 @@ import assert from "node:assert/strict";
 
 const modules = process.env.CB_NODE_MODULES;
 const { piston } = await import(`${modules}/piston-client/index.js`);
+const { default: WebSocket } = await import(`${modules}/ws/index.js`);
 const client = piston({ server: process.env.CB_SERVER });
+
+// One /api/v2/connect session: `open(ws)` on connect, `react(ws, message)` for each message
+// that comes; resolves with every message and the close code and reason.
+function session(open, react = () => {}) {
+  const url = process.env.CB_SERVER.replace(/^http/, "ws") + "/api/v2/connect";
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    const messages = [];
+    ws.on("open", () => open(ws));
+    ws.on("message", (raw) => {
+      const message = JSON.parse(raw.toString());
+      messages.push(message);
+      react(ws, message);
+    });
+    ws.on("close", (code, reason) => resolve({ messages, code, reason: reason.toString() }));
+    ws.on("error", reject);
+  });
+}
+
+const send = (ws, message) => ws.send(JSON.stringify(message));
+const init = (language, content) => ({ type: "init", language, version: "*", files: [{ content }] });
 
 const scenarios = {
   async runtimes() {
@@ -69,6 +91,79 @@ const scenarios = {
     const failing = await client.execute("python", "import sys; sys.exit(3)");
     assert.equal(failing.run.code, 3);
     assert.equal(failing.run.status, "RE");
+  },
+
+  // Interactive stdin, output that streams before the end, and a signal that reaches the
+  // program (Piston's own server ignores it).
+  async session() {
+    const program = [
+      "import signal, sys",
+      "signal.signal(signal.SIGTERM, lambda *a: (print('got TERM', flush=True), sys.exit(7)))",
+      "print('ready', flush=True)",
+      "for line in sys.stdin:",
+      "    print('echo', line.strip(), flush=True)",
+    ].join("\n");
+    let exitSeen = false;
+    const { messages, code, reason } = await session(
+      (ws) => send(ws, init("python", program)),
+      (ws, m) => {
+        if (m.type === "exit") exitSeen = true;
+        if (m.type === "data" && m.data.includes("ready")) {
+          assert.equal(exitSeen, false, "output streams before the program ends");
+          send(ws, { type: "data", stream: "stdin", data: "hello\n" });
+        }
+        if (m.type === "data" && m.data.includes("echo hello")) send(ws, { type: "signal", signal: "SIGTERM" });
+      },
+    );
+    console.log(JSON.stringify(messages), code, reason);
+    assert.deepEqual(messages[0], { type: "runtime", language: "python", version: messages[0].version });
+    assert.deepEqual(messages[1], { type: "stage", stage: "run" });
+    const out = messages.filter((m) => m.type === "data").map((m) => m.data).join("");
+    assert.equal(out, "ready\necho hello\ngot TERM\n");
+    assert.deepEqual(messages.at(-1), { type: "exit", stage: "run", code: 7, signal: null });
+    assert.equal(code, 4999);
+    assert.equal(reason, "Job Completed");
+  },
+
+  // A compiled program: the compile stage, its exit, then the run; and a failed compile.
+  // Its stdin is sent while it compiles: it waits in the program's pipe.
+  async session_compiled() {
+    const sum = '#include <stdio.h>\nint main(){int a,b; scanf("%d %d",&a,&b); printf("%d\\n",a+b); return 0;}';
+    const ok = await session(
+      (ws) => send(ws, init("c", sum)),
+      (ws, m) => { if (m.type === "stage" && m.stage === "compile") send(ws, { type: "data", stream: "stdin", data: "2 40\n" }); },
+    );
+    console.log(JSON.stringify(ok.messages));
+    const kinds = ok.messages.map((m) => m.type === "stage" ? `stage ${m.stage}` : m.type === "exit" ? `exit ${m.stage} ${m.code}` : m.type);
+    assert.deepEqual(kinds.filter((k) => k !== "data"), ["runtime", "stage compile", "exit compile 0", "stage run", "exit run 0"]);
+    assert.equal(ok.messages.filter((m) => m.type === "data").map((m) => m.data).join(""), "42\n");
+    assert.equal(ok.code, 4999);
+
+    const broken = await session((ws) => send(ws, init("c", "int main(){ return x; }")));
+    const exit = broken.messages.at(-1);
+    console.log(JSON.stringify(broken.messages));
+    assert.equal(exit.stage, "compile");
+    assert.equal(exit.code, 1);
+    assert.ok(broken.messages.some((m) => m.type === "data" && /error/.test(m.data)));
+    assert.equal(broken.code, 4999);
+  },
+
+  // Piston's close codes, each for its reason.
+  async session_refusals() {
+    const quiet = await session(() => {});
+    assert.deepEqual([quiet.code, quiet.reason], [4001, "Initialization Timeout"]);
+    const early = await session((ws) => send(ws, { type: "data", stream: "stdin", data: "x" }));
+    assert.deepEqual([early.code, early.reason], [4003, "Not yet initialized"]);
+    const sleeper = init("python", "import time\ntime.sleep(20)");
+    const twice = await session((ws) => { send(ws, sleeper); send(ws, sleeper); });
+    assert.deepEqual([twice.code, twice.reason], [4000, "Already Initialized"]);
+    const wrongStream = await session((ws) => { send(ws, sleeper); send(ws, { type: "data", stream: "stdout", data: "x" }); });
+    assert.deepEqual([wrongStream.code, wrongStream.reason], [4004, "Can only write to stdin"]);
+    const badSignal = await session((ws) => { send(ws, sleeper); send(ws, { type: "signal", signal: "SIGNOPE" }); });
+    assert.deepEqual([badSignal.code, badSignal.reason], [4005, "Invalid signal"]);
+    const unknown = await session((ws) => send(ws, init("cobol", "x")));
+    assert.deepEqual(unknown.messages, [{ type: "error", message: "cobol-* runtime is unknown" }]);
+    assert.deepEqual([unknown.code, unknown.reason], [4002, "Notified Error"]);
   },
 
   async unknown() {

@@ -6,7 +6,9 @@
 //! - [`runtimes`]: languages as Piston's runtimes, and how a request picks one.
 //! - [`request`]: an execute request checked and turned into CodeBeaker's.
 //! - [`render`]: a record as Piston's result.
+//! - [`connect`]: the interactive WebSocket, `/api/v2/connect`.
 
+mod connect;
 mod render;
 mod request;
 mod runtimes;
@@ -40,12 +42,23 @@ pub fn routes(guard: Arc<Guard>, app: Executions, max_body: u64) -> Routes {
         });
     // piston-client labels its JSON `text/plain`: the body is read as JSON whatever it says.
     let execute = plain(Route::Piston(Piston::Execute))
-        .and(guard.filter())
+        .and(guard.clone().filter())
         .and(warp::body::content_length_limit(max_body).and(warp::body::bytes()))
         .and(warp::ext::get::<RequestId>())
-        .and(with_app)
+        .and(with_app.clone())
         .then(execute);
-    runtimes.or(execute).unify().boxed()
+    // Anything but an upgrade is answered 426 by the handler, not rejected by warp.
+    let upgrade = warp::ws()
+        .map(move |ws: warp::ws::Ws| Some(ws.max_message_size(max_body as usize)))
+        .or(warp::any().map(|| None))
+        .unify();
+    let connect = plain(Route::Piston(Piston::Connect))
+        .and(guard.filter())
+        .and(upgrade)
+        .and(warp::ext::get::<RequestId>())
+        .and(with_app)
+        .map(connect::connect);
+    runtimes.or(execute).unify().or(connect).unify().boxed()
 }
 
 /// `POST /api/v2/execute`: runs the program and answers Piston's result.
