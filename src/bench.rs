@@ -36,8 +36,8 @@ pub enum BenchError {
     Client(#[from] ClientError),
     #[error("a benchmark job ended {0:?} instead of completed")]
     JobFailed(Status),
-    #[error("a Judge0 submission was not accepted: {0}")]
-    Judge0(String),
+    #[error("a Judge0 or Piston request did not run to a clean exit: {0}")]
+    Adapter(String),
     #[error("baseline `{command}` failed: {detail}")]
     Baseline { command: String, detail: String },
     #[error("a submitting client stopped: {0}")]
@@ -108,6 +108,7 @@ pub async fn run(options: &BenchOptions, config: &Config) -> Result<Vec<Measurem
     }
     results.push(record_reads(&options.url, options.runs).await?);
     results.push(judge0_latency(&options.url, options.runs).await?);
+    results.push(piston_latency(&options.url, options.runs).await?);
     if options.per_language > 0 {
         results.extend(languages(&options.url, options.per_language).await?);
     }
@@ -250,7 +251,7 @@ async fn judge0_latency(url: &str, runs: usize) -> Result<Measurement, BenchErro
         let answer: serde_json::Value = rest(http.post(&path).json(&body)).await?;
         match answer["status"]["id"].as_u64() {
             Some(3) => Ok(()),
-            _ => Err(BenchError::Judge0(answer.to_string())),
+            _ => Err(BenchError::Adapter(answer.to_string())),
         }
     })
     .await?;
@@ -258,6 +259,22 @@ async fn judge0_latency(url: &str, runs: usize) -> Result<Measurement, BenchErro
         "POST /judge0/submissions?wait=true print(1)",
         timed,
     ))
+}
+
+/// The same `print(1)` through the Piston API (`POST /api/v2/execute`), back to back.
+async fn piston_latency(url: &str, runs: usize) -> Result<Measurement, BenchError> {
+    let (http, path) = (reqwest::Client::new(), format!("{url}/api/v2/execute"));
+    let body = serde_json::json!({"language": "python", "version": "*",
+        "files": [{"content": "print(1)"}]});
+    let timed = time_runs(runs, || async {
+        let answer: serde_json::Value = rest(http.post(&path).json(&body)).await?;
+        match answer["run"]["code"].as_i64() {
+            Some(0) => Ok(()),
+            _ => Err(BenchError::Adapter(answer.to_string())),
+        }
+    })
+    .await?;
+    Ok(summarize("POST /api/v2/execute print(1) (Piston)", timed))
 }
 
 /// Each language's hello world `per_language` times, then all of them mixed round robin.
