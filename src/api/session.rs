@@ -218,7 +218,7 @@ async fn relay(
                     return Ok(End::Final);
                 }
             }
-            text = next_text(source, inbox.max) => {
+            text = next_text(source, inbox.held.max) => {
                 let Some(text) = text? else { return Ok(End::ClientLeft) };
                 if let Some(input) = inbox.take(&text)? {
                     app.send_input(&id, &input).await?;
@@ -228,22 +228,45 @@ async fn relay(
     }
 }
 
-/// Input held until the job runs, since a job not yet running would not hear it, then passed
-/// on as it comes.
-#[derive(Debug, Default)]
+/// A session's input: counted against its stdin cap (what one request may carry), and held
+/// until the job runs, since a job not yet running would not hear it, then passed on as it
+/// comes. Shared by every interactive session (`/execute/ws`, Piston's `/api/v2/connect`).
+#[derive(Debug)]
 pub(super) struct Held {
+    max: u64,
+    left: u64,
     running: bool,
     held: Vec<Input>,
 }
 
+/// More stdin than a session may send.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a session's stdin is at most {0} bytes")]
+pub(super) struct TooMuchStdin(pub u64);
+
 impl Held {
+    pub(super) fn new(max: u64) -> Held {
+        Held {
+            max,
+            left: max,
+            running: false,
+            held: Vec::new(),
+        }
+    }
+
     /// The input, when it can go to the job now.
-    pub(super) fn push(&mut self, input: Input) -> Option<Input> {
+    pub(super) fn push(&mut self, input: Input) -> Result<Option<Input>, TooMuchStdin> {
+        if let Input::Stdin(bytes) = &input {
+            self.left = self
+                .left
+                .checked_sub(bytes.len() as u64)
+                .ok_or(TooMuchStdin(self.max))?;
+        }
         if self.running {
-            return Some(input);
+            return Ok(Some(input));
         }
         self.held.push(input);
-        None
+        Ok(None)
     }
 
     /// The job runs: what was held goes now, and the rest as it comes.
@@ -253,21 +276,16 @@ impl Held {
     }
 }
 
-/// The client's input: parsed, counted against the session's stdin cap (what one request
-/// may carry), and held until the job runs.
+/// The client's frames after the request, parsed into input for [`Held`].
 #[derive(Debug)]
 struct Inbox {
-    max: u64,
-    left: u64,
     held: Held,
 }
 
 impl Inbox {
     fn new(max: u64) -> Inbox {
         Inbox {
-            max,
-            left: max,
-            held: Held::default(),
+            held: Held::new(max),
         }
     }
 
@@ -281,13 +299,9 @@ impl Inbox {
             ))
         })?;
         let input = Input::try_from(input).map_err(invalid)?;
-        if let Input::Stdin(bytes) = &input {
-            self.left = self.left.checked_sub(bytes.len() as u64).ok_or_else(|| {
-                let message = format!("a session's stdin is at most {} bytes", self.max);
-                Refusal::new(4413, "too_large", message)
-            })?;
-        }
-        Ok(self.held.push(input))
+        self.held
+            .push(input)
+            .map_err(|e| Refusal::new(4413, "too_large", e.to_string()))
     }
 
     fn start(&mut self) -> Vec<Input> {

@@ -51,11 +51,26 @@ pub async fn send_input(
     id: &Uuid,
     input: &Input,
 ) -> Result<(), QueueError> {
-    client
-        .publish(names::input_subject(id), encode(input)?)
-        .await
-        .map_err(|e| QueueError::Publish(e.to_string()))
+    // Stdin goes in pieces well under NATS's payload cap (1 MiB by default), however much of
+    // it a client sent at once; the pieces arrive in order on the one subject.
+    let pieces: Vec<Input> = match input {
+        Input::Stdin(bytes) => bytes
+            .chunks(INPUT_PIECE)
+            .map(|piece| Input::Stdin(piece.to_vec()))
+            .collect(),
+        other => vec![other.clone()],
+    };
+    for piece in &pieces {
+        client
+            .publish(names::input_subject(id), encode(piece)?)
+            .await
+            .map_err(|e| QueueError::Publish(e.to_string()))?;
+    }
+    Ok(())
 }
+
+/// The most stdin one input message carries.
+const INPUT_PIECE: usize = 256 * 1024;
 
 pub async fn input(
     client: &async_nats::Client,

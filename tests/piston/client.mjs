@@ -161,6 +161,20 @@ const scenarios = {
     assert.deepEqual([wrongStream.code, wrongStream.reason], [4004, "Can only write to stdin"]);
     const badSignal = await session((ws) => { send(ws, sleeper); send(ws, { type: "signal", signal: "SIGNOPE" }); });
     assert.deepEqual([badSignal.code, badSignal.reason], [4005, "Invalid signal"]);
+    // A frame larger than one NATS message reaches the program whole; stdin past what one
+    // request may carry (2 MiB here), in frames each within it, is refused.
+    const chunk = "x".repeat(1536 * 1024);
+    const counter = init("python", "import sys\nprint(len(sys.stdin.buffer.read(1572864)), flush=True)");
+    const big = await session((ws) => { send(ws, counter); send(ws, { type: "data", stream: "stdin", data: chunk }); });
+    assert.equal(big.messages.filter((m) => m.type === "data").map((m) => m.data).join(""), "1572864\n");
+    assert.equal(big.code, 4999);
+    const flood = await session((ws) => {
+      send(ws, sleeper);
+      send(ws, { type: "data", stream: "stdin", data: chunk });
+      send(ws, { type: "data", stream: "stdin", data: chunk });
+    });
+    assert.deepEqual(flood.messages.at(-1), { type: "error", message: "a session's stdin is at most 2097152 bytes" });
+    assert.deepEqual([flood.code, flood.reason], [4002, "Notified Error"]);
     const unknown = await session((ws) => send(ws, init("cobol", "x")));
     assert.deepEqual(unknown.messages, [{ type: "error", message: "cobol-* runtime is unknown" }]);
     assert.deepEqual([unknown.code, unknown.reason], [4002, "Notified Error"]);

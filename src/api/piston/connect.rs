@@ -4,8 +4,8 @@
 //! writes, `exit` for each stage, and closes with 4999 after the run. Refusals close with
 //! Piston's codes: 4000 already initialized, 4001 no `init` in time, 4002 after an `error`
 //! message, 4003 not yet initialized, 4004 a stream other than stdin, 4005 an unknown signal.
-//! Unlike Piston's own server, a `signal` reaches the program. A client that leaves cancels
-//! its job.
+//! Unlike Piston's own server, a `signal` reaches the program. A session's stdin is capped as
+//! one request's is (4002 past it). A client that leaves cancels its job.
 
 use std::time::Duration;
 
@@ -30,13 +30,14 @@ const INIT_PATIENCE: Duration = Duration::from_secs(1);
 type Sink = SplitSink<WebSocket, Message>;
 type Source = SplitStream<WebSocket>;
 
-pub fn connect(ws: Option<Ws>, request_id: RequestId, app: Executions) -> Response {
+/// `max_input`: the most stdin a session may send, as one request may carry.
+pub fn connect(ws: Option<Ws>, request_id: RequestId, app: Executions, max_input: u64) -> Response {
     let Some(ws) = ws else {
         let body = json!({"message": "GET /api/v2/connect is a WebSocket: connect with a WebSocket client"});
         return warp::reply::with_status(warp::reply::json(&body), StatusCode::UPGRADE_REQUIRED)
             .into_response();
     };
-    ws.on_upgrade(move |socket| session(socket, app, request_id))
+    ws.on_upgrade(move |socket| session(socket, app, request_id, max_input))
         .into_response()
 }
 
@@ -64,9 +65,9 @@ fn notified(error: impl ToString) -> Close {
     }
 }
 
-async fn session(socket: WebSocket, app: Executions, request_id: RequestId) {
+async fn session(socket: WebSocket, app: Executions, request_id: RequestId, max_input: u64) {
     let (mut sink, mut source) = socket.split();
-    let ended = run(&mut sink, &mut source, &app, &request_id).await;
+    let ended = run(&mut sink, &mut source, &app, &request_id, max_input).await;
     let close = match ended {
         Ok(Some(())) => close(4999, "Job Completed"),
         // The client is gone: nobody to tell.
@@ -88,6 +89,7 @@ async fn run(
     source: &mut Source,
     app: &Executions,
     request_id: &RequestId,
+    max_input: u64,
 ) -> Result<Option<()>, Close> {
     let first = tokio::time::timeout(INIT_PATIENCE, next_message(source))
         .await
@@ -109,7 +111,11 @@ async fn run(
     let announced =
         json!({"type": "runtime", "language": runtime.language, "version": runtime.version});
     let ended = match send(sink, announced).await {
-        Ok(()) => Relay::new(runtime, id).run(sink, source, app, events).await,
+        Ok(()) => {
+            Relay::new(runtime, id, max_input)
+                .run(sink, source, app, events)
+                .await
+        }
         Err(()) => Ok(None),
     };
     if !matches!(ended, Ok(Some(()))) {
@@ -130,11 +136,11 @@ struct Relay {
 }
 
 impl Relay {
-    fn new(runtime: Runtime, id: Uuid) -> Relay {
+    fn new(runtime: Runtime, id: Uuid, max_input: u64) -> Relay {
         Relay {
             runtime,
             id,
-            held: Held::default(),
+            held: Held::new(max_input),
             stage: None,
         }
     }
@@ -162,7 +168,7 @@ impl Relay {
                 }
                 message = next_message(source) => {
                     let Some(message) = message? else { return Ok(None) };
-                    if let Some(input) = self.held.push(input(&message)?) {
+                    if let Some(input) = self.held.push(input(&message)?).map_err(notified)? {
                         app.send_input(&self.id, &input).await.map_err(notified)?;
                     }
                 }

@@ -57,7 +57,7 @@ pub fn routes(guard: Arc<Guard>, app: Executions, max_body: u64) -> Routes {
         .and(upgrade)
         .and(warp::ext::get::<RequestId>())
         .and(with_app)
-        .map(connect::connect);
+        .map(move |ws, id, app| connect::connect(ws, id, app, max_body));
     runtimes.or(execute).unify().or(connect).unify().boxed()
 }
 
