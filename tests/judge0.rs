@@ -16,6 +16,18 @@ use warp::Filter;
 
 const KEY: &str = "judge0-test-key";
 
+/// What Judge0 answers when no fields are asked for, sorted.
+const DEFAULT_FIELDS: [&str; 8] = [
+    "compile_output",
+    "memory",
+    "message",
+    "status",
+    "stderr",
+    "stdout",
+    "time",
+    "token",
+];
+
 /// The SDK's venv, as scripts/setup.sh makes it.
 fn python() -> String {
     let dir = std::env::var("CODEBEAKER_SETUP_DIR")
@@ -154,19 +166,7 @@ async fn wait_true_answers_the_default_fields_and_fields_pick_exactly_what_is_as
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(
-        keys(&body),
-        [
-            "compile_output",
-            "memory",
-            "message",
-            "status",
-            "stderr",
-            "stdout",
-            "time",
-            "token"
-        ]
-    );
+    assert_eq!(keys(&body), DEFAULT_FIELDS);
     assert_eq!(body["status"], json!({"id": 3, "description": "Accepted"}));
     assert_eq!(body["stdout"], "hi\n");
     assert_eq!(body["stderr"], Value::Null, "empty outputs are null");
@@ -530,19 +530,7 @@ async fn a_callback_url_gets_judge0s_put_with_the_default_fields_in_base64() {
     .await;
     assert!(arrived, "no PUT came");
     let body = bodies.lock().unwrap()[0].clone();
-    assert_eq!(
-        keys(&body),
-        [
-            "compile_output",
-            "memory",
-            "message",
-            "status",
-            "stderr",
-            "stdout",
-            "time",
-            "token"
-        ]
-    );
+    assert_eq!(keys(&body), DEFAULT_FIELDS);
     assert_eq!(body["token"], created["token"]);
     assert_eq!(body["stdout"], b64(b"called back\n"));
     assert_eq!(body["status"]["id"], 3);

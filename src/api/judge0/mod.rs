@@ -62,13 +62,13 @@ pub fn routes(guard: Arc<Guard>, app: Executions, max_body: u64) -> Routes {
         .and(body)
         .and(request_id)
         .and(with.clone())
-        .then(|_, q, b, id, s: Arc<Shared>| async move { s.create(q, b, id).await });
+        .then(|_, q, b, id, s: Arc<Shared>| async move { answer(s.create(q, b, id).await) });
     let batch_create = endpoint(Judge0::BatchCreate)
         .and(query)
         .and(body)
         .and(request_id)
         .and(with.clone())
-        .then(|_, q, b, id, s: Arc<Shared>| async move { s.batch_create(q, b, id).await });
+        .then(|_, q, b, id, s: Arc<Shared>| async move { answer(s.batch_create(q, b, id).await) });
     // Judge0 takes the tokens from a `tokens` header first, then from the query.
     let batch_show = endpoint(Judge0::BatchShow)
         .and(query)
@@ -77,13 +77,13 @@ pub fn routes(guard: Arc<Guard>, app: Executions, max_body: u64) -> Routes {
         .then(
             |_, mut q: Query, header: Option<String>, s: Arc<Shared>| async move {
                 q.tokens = header.or(q.tokens);
-                s.batch_show(q).await
+                answer(s.batch_show(q).await)
             },
         );
     let show = endpoint(Judge0::Show)
         .and(query)
         .and(with.clone())
-        .then(|p: Vec<String>, q, s: Arc<Shared>| async move { s.show(&p[0], q).await });
+        .then(|p: Vec<String>, q, s: Arc<Shared>| async move { answer(s.show(&p[0], q).await) });
     let index = endpoint(Judge0::Index)
         .and(authorized)
         .and(with.clone())
@@ -120,7 +120,7 @@ pub fn routes(guard: Arc<Guard>, app: Executions, max_body: u64) -> Routes {
         .map(|params: Vec<String>, lookup, s: Arc<Shared>| s.info(lookup, &params));
     let workers = endpoint(Judge0::Workers)
         .and(with)
-        .then(|_, s: Arc<Shared>| async move { s.workers().await });
+        .then(|_, s: Arc<Shared>| async move { answer(s.workers().await) });
     create
         .or(batch_create)
         .unify()
@@ -242,16 +242,7 @@ impl Shared {
     }
 
     /// `POST /submissions`: 201 with the token at once, or with the record (`wait=true`).
-    async fn create(&self, query: Query, body: Bytes, id: RequestId) -> Response {
-        answer(self.try_create(query, body, id).await)
-    }
-
-    async fn try_create(
-        &self,
-        query: Query,
-        body: Bytes,
-        id: RequestId,
-    ) -> Result<Response, Refusal> {
+    async fn create(&self, query: Query, body: Bytes, id: RequestId) -> Result<Response, Refusal> {
         let fields = query.fields()?;
         let body = parse_body(&body)?;
         let request = submission::read(&body, &self.context(query.base64))
@@ -272,11 +263,7 @@ impl Shared {
 
     /// `POST /submissions/batch`: each submission on its own, as Judge0 does: the valid ones
     /// run, the others answer with their errors in their place.
-    async fn batch_create(&self, query: Query, body: Bytes, id: RequestId) -> Response {
-        answer(self.try_batch_create(query, body, id).await)
-    }
-
-    async fn try_batch_create(
+    async fn batch_create(
         &self,
         query: Query,
         body: Bytes,
@@ -323,11 +310,7 @@ impl Shared {
     }
 
     /// `GET /submissions/batch?tokens=a,b`: each in its place, `null` for an unknown token.
-    async fn batch_show(&self, query: Query) -> Response {
-        answer(self.try_batch_show(query).await)
-    }
-
-    async fn try_batch_show(&self, query: Query) -> Result<Response, Refusal> {
+    async fn batch_show(&self, query: Query) -> Result<Response, Refusal> {
         let fields = query.fields()?;
         let tokens: Vec<&str> = query
             .tokens
@@ -356,11 +339,7 @@ impl Shared {
     }
 
     /// `GET /submissions/{token}`.
-    async fn show(&self, token: &str, query: Query) -> Response {
-        answer(self.try_show(token, query).await)
-    }
-
-    async fn try_show(&self, token: &str, query: Query) -> Result<Response, Refusal> {
+    async fn show(&self, token: &str, query: Query) -> Result<Response, Refusal> {
         let fields = query.fields()?;
         let record = self.app.get(token).await.map_err(|e| match e {
             AppError::NotFound { .. } | AppError::BadId { .. } => Refusal::Plain {
@@ -430,11 +409,7 @@ impl Shared {
         }
     }
 
-    async fn workers(&self) -> Response {
-        answer(self.try_workers().await)
-    }
-
-    async fn try_workers(&self) -> Result<Response, Refusal> {
+    async fn workers(&self) -> Result<Response, Refusal> {
         let nodes = self.app.cluster().await?;
         let backlog = self.app.backlog().await?.iter().map(|(_, n)| n).sum();
         Ok(json_with(&info::workers(&nodes, backlog), StatusCode::OK))

@@ -443,6 +443,20 @@ mod tests {
     }
 
     #[test]
+    fn arguments_and_options_past_judge0s_512_characters_are_refused() {
+        let long = "a ".repeat(257);
+        let errors = read_with(
+            json!({"language_id": 50, "source_code": "int main(){}",
+                   "command_line_arguments": long, "compiler_options": long}),
+            false,
+        )
+        .unwrap_err();
+        let too_long = json!(["is too long (maximum is 512 characters)"]);
+        assert_eq!(errors["command_line_arguments"], too_long);
+        assert_eq!(errors["compiler_options"], too_long);
+    }
+
+    #[test]
     fn defaults_are_the_languages_own() {
         let request = read_with(
             json!({"source_code": "class Main {}", "language_id": 62}),
