@@ -4,6 +4,8 @@
 //! - [`api`]: the REST adapter: the HTTP accept loop that gives each request its id, span and
 //!   metrics; the one route table; warp handlers; where errors become HTTP responses.
 //! - [`nats_api`]: the NATS request/reply adapter (`codebeaker.execute`, ...).
+//! - [`mcp`]: the MCP adapter: tools for AI agents, over stdio (`codebeaker mcp`) and
+//!   streamable HTTP (`/mcp`, mounted by `api`).
 //! - [`app`]: the application layer every adapter calls (submit, wait, get, cancel, ...), its
 //!   errors and the one table mapping them to HTTP and NATS answers.
 //! - [`model`]: the request, the execution record and its statuses; request validation.
@@ -19,17 +21,20 @@
 //! - [`config`]: typed configuration, loaded once (file, then `CODEBEAKER_*` environment).
 //! - [`node`]: wires the pieces into a running node and shuts it down cleanly.
 //! - [`telemetry`]: tracing setup (pretty on a terminal, JSON otherwise).
-//! - [`client`], [`bench`]: a REST client for the CLI, and `codebeaker bench`.
+//! - [`cli`]: the command line (`main.rs` only calls it); [`client`]: a REST and NATS client
+//!   for it and for any Rust program; [`bench`]: `codebeaker bench`.
 
 pub mod actors;
 pub mod api;
 pub mod app;
 pub mod bench;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod judge;
 pub mod languages;
 pub mod live;
+pub mod mcp;
 pub mod model;
 pub mod nats_api;
 pub mod node;

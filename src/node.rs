@@ -259,6 +259,11 @@ impl Node {
         self.ctx.node_id()
     }
 
+    /// The application service over this node's queue, for an adapter in the same process.
+    pub fn executions(&self) -> Executions {
+        Executions::new(self.ctx.clone())
+    }
+
     pub async fn status(&self) -> Option<NodeStatus> {
         supervisor::status(&self.supervisor).await
     }

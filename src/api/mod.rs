@@ -5,6 +5,7 @@
 mod error;
 mod guard;
 pub mod judge0;
+mod mcp;
 mod observe;
 pub mod openapi;
 mod piston;
@@ -82,6 +83,7 @@ fn execution_routes(state: Arc<ApiState>) -> Routes {
         false => keys.clone(),
     };
     let piston = piston::routes(piston_guard, state.executions.clone(), max_body);
+    let mcp = mcp::routes(keys.clone(), state.executions.clone(), max_body);
     let guard = keys.filter();
     let with_app = warp::any().map(move || state.executions.clone());
     // Set by the server before any route runs (see `server`).
@@ -159,6 +161,8 @@ fn execution_routes(state: Arc<ApiState>) -> Routes {
         .or(judge0)
         .unify()
         .or(piston)
+        .unify()
+        .or(mcp)
         .unify()
         .boxed()
 }

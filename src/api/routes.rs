@@ -27,6 +27,8 @@ pub enum Route {
     Judge0(Judge0),
     /// The Piston v2 API, under `/api/v2`.
     Piston(Piston),
+    /// MCP's streamable HTTP transport (`api::mcp`).
+    Mcp,
 }
 
 /// The Piston API's endpoints (`api::piston`).
@@ -121,6 +123,9 @@ pub const TABLE: &[Entry] = &[
     piston(Piston::Runtimes, Method::GET, "/api/v2/runtimes"),
     piston(Piston::Execute, Method::POST, "/api/v2/execute"),
     piston(Piston::Connect, Method::GET, "/api/v2/connect"),
+    // Stateless: every message is a POST; GET (a server-sent stream) and DELETE (a session's
+    // end) get 405, as the transport allows.
+    entry(Route::Mcp, Method::POST, "/mcp"),
 ];
 
 const fn piston(endpoint: Piston, method: Method, template: &'static str) -> Entry {

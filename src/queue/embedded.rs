@@ -152,6 +152,8 @@ fn spawn(port: u16, dir: &Path, log: &Path) -> Result<Child, EmbeddedError> {
         .arg("-c")
         .arg(dir.join("auth.conf"))
         .stdin(Stdio::null())
+        // It logs to its file; stdout may be an MCP client's channel (`codebeaker mcp`).
+        .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .map_err(EmbeddedError::Spawn)
