@@ -53,7 +53,8 @@ install_test_clients() {
 
 # A pinned PyPI package the tests use, in a venv of its own: install_pypi VENV PACKAGE VERSION.
 # schemathesis runs over every endpoint of /openapi.json; judge0 is Judge0's own Python SDK,
-# which the Judge0 API's tests drive unmodified.
+# which the Judge0 API's tests drive unmodified; mcp is the official MCP SDK (both protocol
+# eras), whose client the MCP tests drive.
 install_pypi() {
   local venv="$DATA_DIR/$1" package="$2" version="$3"
   local have
@@ -65,7 +66,8 @@ install_pypi() {
 }
 
 # Pinned npm packages the tests use, in a directory of their own: install_npm DIR PACKAGE@V...
-# piston-client is the Piston API's own client, driven unmodified; ws speaks its WebSocket.
+# piston-client is the Piston API's own client, driven unmodified; ws speaks its WebSocket;
+# @modelcontextprotocol/sdk is the official TypeScript MCP SDK (the initialize era).
 install_npm() {
   local dir="$DATA_DIR/$1"; shift
   if [ "$(cat "$dir/.installed" 2>/dev/null)" = "$*" ]; then say "npm packages present: $*"; return; fi
@@ -208,7 +210,8 @@ install_packages
 install_test_clients
 install_pypi venv schemathesis 4.32.5
 install_pypi judge0-venv judge0 0.0.8
-install_npm npm-clients piston-client@1.0.2 ws@8.18.3
+install_pypi mcp-venv mcp 2.3.0
+install_npm npm-clients piston-client@1.0.2 ws@8.18.3 @modelcontextprotocol/sdk@1.32.2
 register_runsc
 start_dockerd
 build_base

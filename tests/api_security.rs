@@ -126,6 +126,15 @@ async fn cors_is_off_unless_origins_are_configured() {
         response.headers()["access-control-allow-origin"],
         "https://judge.example"
     );
+    let foreign = reqwest::Client::new()
+        .get(format!("{}/languages", node.url))
+        .header("origin", "https://other.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    let body: serde_json::Value = foreign.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "origin_not_allowed", "{body}");
 }
 
 /// Sends one HTTP/1.1 request from the given loopback address; returns the status code.

@@ -67,6 +67,16 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
             "length_required",
             "send a Content-Length header with the body".to_string(),
         )
+    } else if rejection
+        .find::<warp::filters::cors::CorsForbidden>()
+        .is_some()
+    {
+        (
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this server does not take requests from that origin (see api.cors_origins)"
+                .to_string(),
+        )
     } else if rejection.find::<WrongMethod>().is_some() {
         (
             StatusCode::METHOD_NOT_ALLOWED,
