@@ -28,32 +28,15 @@ const DEFAULT_FIELDS: [&str; 8] = [
     "token",
 ];
 
-/// The SDK's venv, as scripts/setup.sh makes it.
-fn python() -> String {
-    let dir = std::env::var("CODEBEAKER_SETUP_DIR")
-        .unwrap_or_else(|_| "/var/lib/codebeaker-setup".into());
-    format!("{dir}/judge0-venv/bin/python")
-}
-
 /// Runs one scenario of sdk.py with the given environment; panics with its output unless
 /// it passed.
 async fn sdk(scenario: &str, env: &[(&str, String)]) -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/judge0/sdk.py");
-    let mut command = tokio::process::Command::new(python());
+    let mut command = tokio::process::Command::new(common::installed("judge0-venv/bin/python"));
     command.arg(script).arg(scenario).envs(env.iter().cloned());
     // The SDK would reach for Judge0's public cloud without these; the tests name theirs.
     command.env("JUDGE0_SUPPRESS_PREVIEW_WARNING", "1");
-    let out = tokio::time::timeout(Duration::from_secs(240), command.output())
-        .await
-        .expect("the SDK scenario finishes")
-        .expect("the SDK's python runs");
-    let report = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "sdk.py {scenario} failed:\n{report}");
-    report
+    common::run_client(command, Duration::from_secs(240)).await
 }
 
 fn endpoint(node: &TestNode) -> String {

@@ -10,16 +10,12 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{containers_of, test_config, TestNode};
+use common::{containers_of, installed, run_client, test_config, TestNode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 const KEY: &str = "mcp-test-key";
-
-fn setup_dir() -> String {
-    std::env::var("CODEBEAKER_SETUP_DIR").unwrap_or_else(|_| "/var/lib/codebeaker-setup".into())
-}
 
 /// Runs a test client (`python client.py SCENARIO...` or `node client.mjs`) with the given
 /// environment; panics with its output unless it passed.
@@ -29,27 +25,14 @@ async fn client(program: &str, args: &[&str], env: &[(&str, String)]) -> String 
         .args(args)
         .envs(env.iter().cloned())
         .env("CB_BIN", env!("CARGO_BIN_EXE_codebeaker"))
-        .env(
-            "CB_NODE_MODULES",
-            format!("{}/npm-clients/node_modules", setup_dir()),
-        );
-    let out = tokio::time::timeout(Duration::from_secs(240), command.output())
-        .await
-        .expect("the MCP client finishes")
-        .expect("the MCP client runs");
-    let report = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{program} {args:?} failed:\n{report}");
-    report
+        .env("CB_NODE_MODULES", installed("npm-clients/node_modules"));
+    run_client(command, Duration::from_secs(240)).await
 }
 
 /// The Python SDK's scenarios against `target` (a /mcp URL, or `stdio` with `stdio_args`) in
 /// `mode` (`auto`: 2026-07-28 by discovery; `legacy`: initialize).
 async fn python(target: &str, stdio_args: &str, mode: &str, scenarios: &[&str]) -> String {
-    let python = format!("{}/mcp-venv/bin/python", setup_dir());
+    let python = installed("mcp-venv/bin/python");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp/client.py");
     let args: Vec<&str> = std::iter::once(script)
         .chain(scenarios.iter().copied())
@@ -191,28 +174,18 @@ async fn http_wants_the_api_key_and_a_configured_origin_may_call() {
     assert!(body.contains("unauthorized"), "{body}");
     let bearer = format!("Bearer {KEY}");
     let auth = ("authorization", bearer.as_str());
-    let (status, body) = post(
-        &url,
-        initialize(1),
-        &[auth, ("origin", "https://console.example.com")],
-    )
-    .await;
-    assert_eq!(
-        status, 200,
-        "a configured origin, with its default port: {body}"
-    );
-    let (status, _) = post(
-        &url,
-        initialize(1),
-        &[auth, ("origin", "https://console.example.com:8443")],
-    )
-    .await;
-    assert_eq!(
-        status, 403,
-        "the same host on another port is another origin"
-    );
+    // A configured origin counts with its default port; the same host on another port is
+    // another origin.
+    for (origin, expected) in [
+        ("https://console.example.com", 200),
+        ("https://console.example.com:443", 200),
+        ("https://console.example.com:8443", 403),
+    ] {
+        let (status, body) = post(&url, initialize(1), &[auth, ("origin", origin)]).await;
+        assert_eq!(status, expected, "Origin {origin}: {body}");
+    }
 
-    let python = format!("{}/mcp-venv/bin/python", setup_dir());
+    let python = installed("mcp-venv/bin/python");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp/client.py");
     let env = [
         ("CB_MCP", url),

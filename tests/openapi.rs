@@ -6,13 +6,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-/// Where scripts/setup.sh installs schemathesis.
-fn schemathesis() -> String {
-    let dir = std::env::var("CODEBEAKER_SETUP_DIR")
-        .unwrap_or_else(|_| "/var/lib/codebeaker-setup".into());
-    format!("{dir}/venv/bin/schemathesis")
-}
-
 #[tokio::test]
 async fn the_document_is_served_and_names_every_operation() {
     let node = TestNode::start(1).await;
@@ -65,7 +58,7 @@ async fn the_docs_page_and_every_file_it_loads_come_from_the_node() {
 async fn schemathesis_finds_no_server_error_and_no_answer_off_the_schema() {
     let node = TestNode::start(2).await;
     let url = format!("{}/openapi.json", node.url);
-    let tool = schemathesis();
+    let tool = common::installed("venv/bin/schemathesis");
     assert!(
         std::path::Path::new(&tool).exists(),
         "{tool} is missing: run scripts/setup.sh"

@@ -8,36 +8,19 @@ use std::time::Duration;
 use common::{test_config, TestNode};
 use serde_json::{json, Value};
 
-/// Where scripts/setup.sh installs the npm test clients.
-fn node_modules() -> String {
-    let dir = std::env::var("CODEBEAKER_SETUP_DIR")
-        .unwrap_or_else(|_| "/var/lib/codebeaker-setup".into());
-    format!("{dir}/npm-clients/node_modules")
-}
-
 /// Runs one scenario of client.mjs against `node`; panics with its output unless it passed.
 async fn client(node: &TestNode, scenario: &str) -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/piston/client.mjs");
-    let run = tokio::process::Command::new("node")
+    let mut command = tokio::process::Command::new("node");
+    command
         .arg(script)
         .arg(scenario)
         .env("CB_SERVER", &node.url)
-        .env("CB_NODE_MODULES", node_modules())
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(180), run)
-        .await
-        .expect("the piston-client scenario finishes")
-        .expect("node runs");
-    let report = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "client.mjs {scenario} failed:\n{report}"
-    );
-    report
+        .env(
+            "CB_NODE_MODULES",
+            common::installed("npm-clients/node_modules"),
+        );
+    common::run_client(command, Duration::from_secs(180)).await
 }
 
 #[tokio::test]

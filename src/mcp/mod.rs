@@ -95,11 +95,11 @@ impl ServerHandler for Server {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items((*tools::cached()).clone()))
+        Ok(ListToolsResult::with_all_items((*tools::list()).clone()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        tools::cached().iter().find(|t| t.name == name).cloned()
+        tools::list().iter().find(|t| t.name == name).cloned()
     }
 
     async fn call_tool(
@@ -110,7 +110,7 @@ impl ServerHandler for Server {
         // An unknown tool is the one protocol error: the call names nothing to run.
         let name = request.name.to_string();
         if self.get_tool(&name).is_none() {
-            let known: Vec<_> = tools::cached().iter().map(|t| t.name.to_string()).collect();
+            let known: Vec<_> = tools::list().iter().map(|t| t.name.to_string()).collect();
             let message = format!("no tool `{name}`; the tools are {}", known.join(", "));
             return Err(ErrorData::invalid_params(message, None));
         }

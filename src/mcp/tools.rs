@@ -93,7 +93,7 @@ pub struct LanguageEntry {
 pub struct NoArgs {}
 
 /// The tools, as `tools/list` shows them.
-pub fn all() -> Vec<Tool> {
+fn all() -> Vec<Tool> {
     let sandboxed = || {
         ToolAnnotations::new()
             .read_only(true)
@@ -313,8 +313,8 @@ fn describe_cases(record: &ExecutionRecord, cases: &[TestResult]) -> String {
     text
 }
 
-/// The schemas, shared so that each is made once per process.
-pub fn cached() -> Arc<Vec<Tool>> {
+/// The tools, made once per process (their schemas are derived at run time).
+pub fn list() -> Arc<Vec<Tool>> {
     static TOOLS: std::sync::OnceLock<Arc<Vec<Tool>>> = std::sync::OnceLock::new();
     TOOLS.get_or_init(|| Arc::new(all())).clone()
 }

@@ -653,3 +653,27 @@ pub async fn container_of(node: &TestNode, extra: &str) -> (String, serde_json::
     let stdout = record["stdout"].as_str().unwrap().to_string();
     (stdout.lines().next().unwrap().to_string(), record)
 }
+
+/// Where scripts/setup.sh installs the test clients (venvs, npm packages): `path` under it.
+pub fn installed(path: &str) -> String {
+    let dir = std::env::var("CODEBEAKER_SETUP_DIR")
+        .unwrap_or_else(|_| "/var/lib/codebeaker-setup".into());
+    format!("{dir}/{path}")
+}
+
+/// Runs a test client (an SDK driven by a script of ours) to its end; panics with what it
+/// printed unless it exited 0 within `limit`. Returns its stdout and stderr.
+pub async fn run_client(mut command: tokio::process::Command, limit: Duration) -> String {
+    let what = format!("{:?}", command.as_std());
+    let out = tokio::time::timeout(limit, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {limit:?}"))
+        .unwrap_or_else(|e| panic!("{what} did not start: {e}"));
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{what} failed:\n{report}");
+    report
+}
