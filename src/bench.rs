@@ -6,6 +6,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use serde_json::{json, Value};
 
 use crate::client::{Client, ClientError};
 use crate::config::Config;
@@ -36,7 +37,7 @@ pub enum BenchError {
     Client(#[from] ClientError),
     #[error("a benchmark job ended {0:?} instead of completed")]
     JobFailed(Status),
-    #[error("a Judge0 or Piston request did not run to a clean exit: {0}")]
+    #[error("a request through the Judge0, Piston or MCP API did not run to a clean exit: {0}")]
     Adapter(String),
     #[error("baseline `{command}` failed: {detail}")]
     Baseline { command: String, detail: String },
@@ -107,8 +108,7 @@ pub async fn run(options: &BenchOptions, config: &Config) -> Result<Vec<Measurem
         ));
     }
     results.push(record_reads(&options.url, options.runs).await?);
-    results.push(judge0_latency(&options.url, options.runs).await?);
-    results.push(piston_latency(&options.url, options.runs).await?);
+    results.extend(adapter_latencies(&options.url, options.runs).await?);
     if options.per_language > 0 {
         results.extend(languages(&options.url, options.per_language).await?);
     }
@@ -239,42 +239,52 @@ async fn record_reads(url: &str, runs: usize) -> Result<Measurement, BenchError>
     Ok(summarize("GET /execution/{id}, a finished record", timed))
 }
 
-/// The same `print(1)` through the Judge0 API (`POST /judge0/submissions?wait=true`), back to
-/// back: what the Judge0 adapter costs over `POST /execute`.
-async fn judge0_latency(url: &str, runs: usize) -> Result<Measurement, BenchError> {
-    let (http, path) = (
-        reqwest::Client::new(),
-        format!("{url}/judge0/submissions?wait=true"),
-    );
-    let body = serde_json::json!({"source_code": "print(1)", "language_id": 71});
-    let timed = time_runs(runs, || async {
-        let answer: serde_json::Value = rest(http.post(&path).json(&body)).await?;
-        match answer["status"]["id"].as_u64() {
-            Some(3) => Ok(()),
-            _ => Err(BenchError::Adapter(answer.to_string())),
-        }
-    })
-    .await?;
-    Ok(summarize(
-        "POST /judge0/submissions?wait=true print(1)",
-        timed,
-    ))
-}
+/// Whether an adapter's answer is a clean exit.
+type Ran = fn(&Value) -> bool;
 
-/// The same `print(1)` through the Piston API (`POST /api/v2/execute`), back to back.
-async fn piston_latency(url: &str, runs: usize) -> Result<Measurement, BenchError> {
-    let (http, path) = (reqwest::Client::new(), format!("{url}/api/v2/execute"));
-    let body = serde_json::json!({"language": "python", "version": "*",
-        "files": [{"content": "print(1)"}]});
-    let timed = time_runs(runs, || async {
-        let answer: serde_json::Value = rest(http.post(&path).json(&body)).await?;
-        match answer["run"]["code"].as_i64() {
-            Some(0) => Ok(()),
-            _ => Err(BenchError::Adapter(answer.to_string())),
-        }
-    })
-    .await?;
-    Ok(summarize("POST /api/v2/execute print(1) (Piston)", timed))
+/// The same `print(1)` through the Judge0, Piston and MCP adapters, each back to back: what
+/// each adapter costs over `POST /execute`. MCP's is one stateless `tools/call` POST, as a
+/// client with its session set up sends it.
+async fn adapter_latencies(url: &str, runs: usize) -> Result<Vec<Measurement>, BenchError> {
+    let http = reqwest::Client::new();
+    let judge0 = http
+        .post(format!("{url}/judge0/submissions?wait=true"))
+        .json(&json!({"source_code": "print(1)", "language_id": 71}));
+    let piston = http.post(format!("{url}/api/v2/execute")).json(&json!({
+        "language": "python", "version": "*", "files": [{"content": "print(1)"}]}));
+    let mcp = http
+        .post(format!("{url}/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "execute", "arguments": {"language": "python", "code": "print(1)"}}}),
+        );
+    let adapters: [(&str, reqwest::RequestBuilder, Ran); 3] = [
+        ("POST /judge0/submissions?wait=true print(1)", judge0, |a| {
+            a["status"]["id"] == 3
+        }),
+        ("POST /api/v2/execute print(1) (Piston)", piston, |a| {
+            a["run"]["code"] == 0
+        }),
+        ("POST /mcp tools/call execute print(1)", mcp, |a| {
+            a["result"]["structuredContent"]["exit_code"] == 0
+        }),
+    ];
+    let mut results = Vec::new();
+    for (name, request, ran) in adapters {
+        let timed = time_runs(runs, || async {
+            let request = request.try_clone().expect("a JSON request can be cloned");
+            let answer: Value = rest(request).await?;
+            match ran(&answer) {
+                true => Ok(()),
+                false => Err(BenchError::Adapter(answer.to_string())),
+            }
+        })
+        .await?;
+        results.push(summarize(name, timed));
+    }
+    Ok(results)
 }
 
 /// Each language's hello world `per_language` times, then all of them mixed round robin.

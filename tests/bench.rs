@@ -49,6 +49,7 @@ async fn the_bench_runs_every_workload_and_prints_json() {
         "GET /execution/{id}, a finished record",
         "POST /judge0/submissions?wait=true print(1)",
         "POST /api/v2/execute print(1) (Piston)",
+        "POST /mcp tools/call execute print(1)",
         "async print(1): 6 jobs from 2 clients, created to finished",
         "C++, 3 test cases in one request",
         "C++, the same 3 inputs as separate requests",
