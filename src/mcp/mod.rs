@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, JsonObject,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
@@ -48,34 +48,36 @@ impl Server {
         Server { runner }
     }
 
+    /// Runs the tool `name` (a known one); every way it can fail is a result that says why.
     async fn call(
         &self,
         name: &str,
-        params: CallToolRequestParams,
+        arguments: Option<JsonObject>,
         id: RequestId,
     ) -> CallToolResult {
-        let arguments = params.arguments;
-        let outcome = match name {
-            tools::EXECUTE => match tools::parse::<tools::ExecuteArgs>(name, arguments) {
-                Ok(args) => self.runner.run(args.into_request(), &id).await,
-                Err(refused) => return refused,
-            },
-            tools::RUN_TESTS => match tools::parse::<tools::RunTestsArgs>(name, arguments) {
-                Ok(args) => self.runner.run(args.into_request(), &id).await,
-                Err(refused) => return refused,
-            },
-            _ => {
-                if let Err(refused) = tools::parse::<tools::NoArgs>(name, arguments) {
-                    return refused;
-                }
-                return match self.runner.languages().await {
-                    Ok(list) => tools::languages_result(list),
-                    Err(e) => tools::refusal(e.to_string()),
-                };
+        let request = match name {
+            tools::EXECUTE => tools::parse(name, arguments).map(tools::ExecuteArgs::into_request),
+            tools::RUN_TESTS => {
+                tools::parse(name, arguments).map(tools::RunTestsArgs::into_request)
             }
+            _ => return self.languages(name, arguments).await,
         };
-        match outcome {
+        let request = match request {
+            Ok(request) => request,
+            Err(refused) => return refused,
+        };
+        match self.runner.run(request, &id).await {
             Ok(record) => tools::record_result(&record),
+            Err(e) => tools::refusal(e.to_string()),
+        }
+    }
+
+    async fn languages(&self, name: &str, arguments: Option<JsonObject>) -> CallToolResult {
+        if let Err(refused) = tools::parse::<tools::NoArgs>(name, arguments) {
+            return refused;
+        }
+        match self.runner.languages().await {
+            Ok(list) => tools::languages_result(list),
             Err(e) => tools::refusal(e.to_string()),
         }
     }
@@ -115,7 +117,7 @@ impl ServerHandler for Server {
             return Err(ErrorData::invalid_params(message, None));
         }
         let id = request_id(&context);
-        Ok(self.call(&name, request, id).await.into())
+        Ok(self.call(&name, request.arguments, id).await.into())
     }
 }
 
