@@ -318,3 +318,104 @@ pub fn list() -> Arc<Vec<Tool>> {
     static TOOLS: std::sync::OnceLock<Arc<Vec<Tool>>> = std::sync::OnceLock::new();
     TOOLS.get_or_init(|| Arc::new(all())).clone()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(fields: Value) -> ExecutionRecord {
+        let mut record = json!({
+            "execution_id": "0e286953-fa59-4652-8583-aa28e9f1ab75", "status": "completed",
+            "exit_code": 0, "signal": null, "stdout": "", "stderr": "",
+            "stdout_truncated": false, "stderr_truncated": false, "compile": null,
+            "duration_ms": 12, "cpu_time_ms": 10, "memory_peak_bytes": 4194304,
+            "language": "python", "version": "3.11.2", "node": "n",
+            "created_at": "2026-12-07T00:00:00Z", "started_at": null, "finished_at": null});
+        record
+            .as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        serde_json::from_value(record).unwrap()
+    }
+
+    #[test]
+    fn a_record_reads_as_how_it_ended_then_what_it_printed() {
+        let text = describe(&record(
+            json!({"exit_code": 3, "stdout": "hi\n", "stderr": "oops"}),
+        ));
+        assert_eq!(
+            text,
+            "Completed, exit code 3 (12 ms, 4.0 MiB peak memory).\n\
+             --- stdout ---\nhi\n--- stderr ---\noops\n"
+        );
+        let cut = describe(&record(json!({"stdout": "y\n", "stdout_truncated": true})));
+        assert!(
+            cut.contains("--- stdout, cut at the output limit ---"),
+            "{cut}"
+        );
+        let quiet = describe(&record(json!({})));
+        assert!(quiet.ends_with("--- stdout: empty ---\n"), "{quiet}");
+    }
+
+    #[test]
+    fn limits_and_compile_errors_are_said_in_plain_words() {
+        let slow = record(json!({"status": "time_limit_exceeded", "exit_code": null,
+            "signal": "SIGKILL", "duration_ms": 1001, "memory_peak_bytes": null}));
+        assert!(describe(&slow).starts_with(
+            "Time limit exceeded: the program was stopped, killed by SIGKILL (1001 ms)."
+        ));
+        let broken = record(json!({"status": "compile_error", "exit_code": null,
+            "compile": {"stdout": "", "stderr": "main.c:1: error: expected ')'\n",
+                "stdout_truncated": false, "stderr_truncated": false, "exit_code": 1,
+                "timed_out": false, "duration_ms": 40}}));
+        let text = describe(&broken);
+        assert!(
+            text.starts_with("Compile error: the program did not compile"),
+            "{text}"
+        );
+        assert!(
+            text.contains("--- compiler output ---\nmain.c:1: error: expected ')'\n"),
+            "{text}"
+        );
+        let waiting = record(json!({"status": "queued", "exit_code": null}));
+        assert!(describe(&waiting).contains("Still queued when the wait ended"));
+    }
+
+    #[test]
+    fn bad_arguments_are_an_error_result_that_names_them() {
+        let arguments = |v: Value| v.as_object().cloned();
+        let refused = parse::<ExecuteArgs>(
+            EXECUTE,
+            arguments(json!({"language": "c", "code": "x", "input": "1"})),
+        )
+        .unwrap_err();
+        assert_eq!(refused.is_error, Some(true));
+        let text = serde_json::to_string(&refused.content).unwrap();
+        assert!(
+            text.contains("unknown field `input`") && text.contains("`stdin`"),
+            "{text}"
+        );
+        let none = parse::<NoArgs>(LANGUAGES, None);
+        assert!(none.is_ok(), "no arguments at all is no arguments");
+        let request = parse::<ExecuteArgs>(
+            EXECUTE,
+            arguments(json!({"language": "py", "code": "1",
+            "stdin": "s", "args": ["a"], "timeout": 2.5})),
+        )
+        .unwrap()
+        .into_request();
+        assert_eq!(
+            (request.stdin.as_str(), request.args.len(), request.timeout),
+            ("s", 1, Some(2.5))
+        );
+    }
+
+    #[test]
+    fn every_tool_has_an_object_input_schema_and_an_output_schema() {
+        for tool in list().iter() {
+            assert_eq!(tool.input_schema["type"], "object", "{}", tool.name);
+            assert!(tool.output_schema.is_some(), "{}", tool.name);
+        }
+    }
+}
