@@ -23,7 +23,7 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, JsonObject,
     ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
-use rmcp::service::{RequestContext, RoleServer};
+use rmcp::service::{RequestContext, RoleServer, ServerInitializeError};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, ServiceExt};
@@ -135,17 +135,19 @@ fn request_id(context: &RequestContext<RoleServer>) -> RequestId {
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
     #[error("the MCP session did not start: {0}")]
-    Start(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Start(#[source] ServerInitializeError),
     #[error("the MCP session ended with an error: {0}")]
     Session(#[source] tokio::task::JoinError),
 }
 
 /// Serves MCP on stdin and stdout until stdin closes. Nothing else may write to stdout.
 pub async fn serve_stdio(runner: Runner) -> Result<(), McpError> {
-    let running = Server::new(runner)
-        .serve(rmcp::transport::stdio())
-        .await
-        .map_err(|e| McpError::Start(Box::new(e)))?;
+    let running = match Server::new(runner).serve(rmcp::transport::stdio()).await {
+        Ok(running) => running,
+        // The client left before saying anything: the end of stdin ends the server.
+        Err(ServerInitializeError::ConnectionClosed(_)) => return Ok(()),
+        Err(e) => return Err(McpError::Start(e)),
+    };
     running.waiting().await.map_err(McpError::Session)?;
     Ok(())
 }
