@@ -344,7 +344,7 @@ impl<'a> Watch<'a> {
                     return Ok(FromCell::Failed { reason });
                 }
             }
-        } else if self.ending.is_none() && self.exit.is_none() {
+        } else if self.ending.is_none() && self.exit.is_none() && !self.oom_killed() {
             let reason = format!("the job's init ended early ({:?})", sys::exit_of(status));
             return Ok(FromCell::Failed { reason });
         }
@@ -368,6 +368,14 @@ impl<'a> Watch<'a> {
             stdout_truncated: self.truncated[0],
             stderr_truncated: self.truncated[1],
         }
+    }
+
+    /// The cgroup's OOM killer struck during the job. It may pick init rather than the
+    /// program (pages in the job's tmpfs count against the cgroup but against no process),
+    /// so an init gone by SIGKILL is then the job's memory limit, reported as such, not a
+    /// failure of the executor. Seen under load with `/dev/shm` filled past the limit.
+    fn oom_killed(&self) -> bool {
+        self.meter.oom_kills().unwrap_or(0) > 0
     }
 
     /// Ends the job for `why`, unless it already ended.
