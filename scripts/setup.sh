@@ -28,11 +28,13 @@ install_packages() {
   command -v runsc >/dev/null || missing+=(runsc)
   command -v curl >/dev/null || missing+=(curl)
   command -v npm >/dev/null || missing+=(npm)
+  # The console's browser tests run Debian's Chromium headless (playwright-core drives it).
+  command -v chromium >/dev/null || missing+=(chromium)
   # The executor's seccomp filter links libseccomp (the images have its runtime library).
   [ -e /usr/include/seccomp.h ] || missing+=(libseccomp-dev)
   # Prometheus: the metrics test scrapes a node with the real thing.
   command -v prometheus >/dev/null || missing+=(prometheus)
-  if [ ${#missing[@]} -eq 0 ]; then say "packages present: docker.io, debootstrap, nats-server, runsc, curl, npm, prometheus, libseccomp-dev"; return; fi
+  if [ ${#missing[@]} -eq 0 ]; then say "packages present: docker.io, debootstrap, nats-server, runsc, curl, npm, chromium, prometheus, libseccomp-dev"; return; fi
   say "installing Debian packages: ${missing[*]}"
   apt-get update -q >/dev/null
   # No package may start its daemon (they would listen on every interface): we start what we
@@ -67,7 +69,8 @@ install_pypi() {
 
 # Pinned npm packages the tests use, in a directory of their own: install_npm DIR PACKAGE@V...
 # piston-client is the Piston API's own client, driven unmodified; ws speaks its WebSocket;
-# @modelcontextprotocol/sdk is the official TypeScript MCP SDK (the initialize era).
+# @modelcontextprotocol/sdk is the official TypeScript MCP SDK (the initialize era);
+# playwright-core drives Debian's Chromium for the console's tests (it downloads no browser).
 install_npm() {
   local dir="$DATA_DIR/$1"; shift
   if [ "$(cat "$dir/.installed" 2>/dev/null)" = "$*" ]; then say "npm packages present: $*"; return; fi
@@ -211,7 +214,7 @@ install_test_clients
 install_pypi venv schemathesis 4.32.5
 install_pypi judge0-venv judge0 0.0.8
 install_pypi mcp-venv mcp 2.3.0
-install_npm npm-clients piston-client@1.0.2 ws@8.18.3 @modelcontextprotocol/sdk@1.32.2
+install_npm npm-clients piston-client@1.0.2 ws@8.18.3 @modelcontextprotocol/sdk@1.32.2 playwright-core@1.65.2
 register_runsc
 start_dockerd
 build_base

@@ -28,3 +28,25 @@ vendor() {
 vendor swagger-ui-dist 5.35.0 \
   sha512-U06rpMtW9V3XPGOBeamTUSr0Z09jMX4IJuANpE/EZbAhw0G8CgwrzU4YmXkn/h0wCDNsXdGarTNNHC3sU8yVUQ== \
   swagger-ui-bundle.js swagger-ui.css favicon-32x32.png LICENSE NOTICE
+
+# The console's editor (CodeMirror 6 and its language modes) and charts (uPlot), bundled into
+# one ES module by esbuild. Every version is pinned by web/package-lock.json, which `npm ci`
+# checks against npm's integrity hashes.
+vendor_console() {
+  local dest=assets/vendor/console
+  (cd web && npm ci --silent --no-audit --no-fund)
+  rm -rf "$dest"; mkdir -p "$dest"
+  web/node_modules/.bin/esbuild web/vendor-entry.js --bundle --format=esm --minify \
+    --legal-comments=none --log-level=warning --outfile="$dest/vendor.js"
+  cp web/node_modules/uplot/dist/uPlot.min.css "$dest/"
+  # The licenses of everything bundled, and what was bundled at which version.
+  (cd web && npm ls --all --omit=dev --parseable --long 2>/dev/null | tail -n +2 \
+    | awk -F: '{print $2}' | sort -u) >"$dest/VERSIONS"
+  for dir in $(cd web && npm ls --all --omit=dev --parseable 2>/dev/null | tail -n +2 | sort -u); do
+    for license in "$dir"/LICENSE*; do
+      [ -f "$license" ] && { echo "== $(basename "$dir"): $(basename "$license")"; cat "$license"; echo; }
+    done
+  done >"$dest/LICENSES.txt"
+  echo "[vendor] console: $(wc -l <"$dest/VERSIONS") packages -> $dest"
+}
+vendor_console

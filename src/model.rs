@@ -300,6 +300,48 @@ pub struct BatchAccepted {
     pub executions: Vec<ExecutionRef>,
 }
 
+/// A record without its output or request: a row of the recent executions (`GET /executions`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ExecutionSummary {
+    pub execution_id: Uuid,
+    pub status: Status,
+    pub language: String,
+    pub node: Option<String>,
+    pub exit_code: Option<i64>,
+    pub duration_ms: Option<u64>,
+    pub cpu_time_ms: Option<u64>,
+    pub memory_peak_bytes: Option<u64>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<&ExecutionRecord> for ExecutionSummary {
+    fn from(r: &ExecutionRecord) -> ExecutionSummary {
+        ExecutionSummary {
+            execution_id: r.execution_id,
+            status: r.status,
+            language: r.language.clone(),
+            node: r.node.clone(),
+            exit_code: r.exit_code,
+            duration_ms: r.duration_ms,
+            cpu_time_ms: r.cpu_time_ms,
+            memory_peak_bytes: r.memory_peak_bytes,
+            created_at: r.created_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+        }
+    }
+}
+
+/// Jobs waiting in the stream, by priority (`GET /queue`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Backlog {
+    pub high: u64,
+    pub normal: u64,
+    pub low: u64,
+}
+
 /// An execution's id and status, without its output.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExecutionRef {

@@ -298,7 +298,9 @@ async fn stdout_carries_json_rpc_alone_and_the_end_of_stdin_ends_the_process() {
     let node = TestNode::start(1).await;
     let cwd = tempfile::tempdir().unwrap();
     // A client that leaves before saying anything.
-    Session::spawn(&["--url", &node.url], cwd.path()).close().await;
+    Session::spawn(&["--url", &node.url], cwd.path())
+        .close()
+        .await;
     let mut mcp = Session::spawn(&["--url", &node.url], cwd.path());
     let record = mcp.hello().await;
     assert_eq!(

@@ -77,6 +77,12 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
             "this server does not take requests from that origin (see api.cors_origins)"
                 .to_string(),
         )
+    } else if let Some(invalid) = rejection.find::<warp::reject::InvalidQuery>() {
+        (
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("the query string is not valid for this endpoint: {invalid}"),
+        )
     } else if rejection.find::<WrongMethod>().is_some() {
         (
             StatusCode::METHOD_NOT_ALLOWED,

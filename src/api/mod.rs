@@ -2,6 +2,7 @@
 //! route table ([`routes`]), a handler parses it, the application layer ([`crate::app`]) does
 //! the work, the handler answers. Health, readiness and metrics are the node's own.
 
+mod console;
 mod error;
 mod guard;
 pub mod judge0;
@@ -32,7 +33,8 @@ use crate::actors::{lookup, names, NodeContext};
 use crate::app::{AppError, ErrorBody, Executions, RequestId};
 use crate::languages::LanguageInfo;
 use crate::model::{
-    BatchAccepted, BatchRecord, BatchRequest, ExecuteRequest, ExecutionRecord, ExecutionRef,
+    Backlog, BatchAccepted, BatchRecord, BatchRequest, ExecuteRequest, ExecutionRecord,
+    ExecutionRef, ExecutionSummary, Priority, ValidationError,
 };
 use crate::queue::nodes::NodeEntry;
 use crate::queue::Cancelled;
@@ -62,6 +64,7 @@ pub fn routes(
     if with_executions {
         all = all.or(execution_routes(state.clone())).unify().boxed();
         all = all.or(docs_routes()).unify().boxed();
+        all = all.or(console::routes()).unify().boxed();
     }
     let origins = &state.ctx.config.api.cors_origins;
     if !origins.is_empty() {
@@ -135,6 +138,15 @@ fn execution_routes(state: Arc<ApiState>) -> Routes {
         .and(guard.clone())
         .and(with_app.clone())
         .then(workers);
+    let recent = plain(Route::Executions)
+        .and(guard.clone())
+        .and(warp::query::<RecentQuery>())
+        .and(with_app.clone())
+        .then(recent_executions);
+    let queue = plain(Route::Queue)
+        .and(guard.clone())
+        .and(with_app.clone())
+        .then(queue);
     let languages = plain(Route::Languages)
         .and(guard)
         .and(with_app)
@@ -155,6 +167,10 @@ fn execution_routes(state: Arc<ApiState>) -> Routes {
         .or(batch_records)
         .unify()
         .or(workers)
+        .unify()
+        .or(recent)
+        .unify()
+        .or(queue)
         .unify()
         .or(languages)
         .unify()
@@ -419,6 +435,55 @@ async fn workers(app: Executions) -> Response {
             .await
             .map(|nodes| warp::reply::json(&nodes).into_response()),
     )
+}
+
+/// `GET /executions` takes `limit`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct RecentQuery {
+    /// How many, newest first: 1 to 500 (default 50).
+    limit: Option<usize>,
+}
+
+const MAX_RECENT: usize = 500;
+
+#[utoipa::path(get, path = "/executions", tag = "executions", params(RecentQuery),
+    responses(
+        (status = 200, description = "The newest executions of the cluster, newest first, without their output", body = Vec<ExecutionSummary>),
+        (status = 400, description = "The query string is not `limit=N`", body = ErrorBody),
+        (status = 422, description = "`limit` is outside 1 to 500", body = ErrorBody),
+    ))]
+/// `GET /executions`: the newest executions of the cluster (the console's live view).
+async fn recent_executions(query: RecentQuery, app: Executions) -> Response {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=MAX_RECENT).contains(&limit) {
+        let message = format!("limit must be between 1 and {MAX_RECENT}; got {limit}");
+        let invalid = ValidationError::Invalid {
+            field: "limit",
+            message,
+        };
+        return AppError::from(invalid).into_response();
+    }
+    reply(
+        app.recent(limit)
+            .await
+            .map(|rows| warp::reply::json(&rows).into_response()),
+    )
+}
+
+#[utoipa::path(get, path = "/queue", tag = "node",
+    responses((status = 200, description = "Jobs waiting in the stream, by priority", body = Backlog)))]
+/// `GET /queue`: jobs waiting in the stream, by priority.
+async fn queue(app: Executions) -> Response {
+    reply(app.backlog().await.map(|pending| {
+        let of = |p: Priority| pending.iter().find(|(q, _)| *q == p).map_or(0, |(_, n)| *n);
+        let backlog = Backlog {
+            high: of(Priority::High),
+            normal: of(Priority::Normal),
+            low: of(Priority::Low),
+        };
+        warp::reply::json(&backlog).into_response()
+    }))
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "node", security(()),

@@ -34,6 +34,8 @@ use crate::app::ErrorBody;
         super::get_batch,
         super::languages,
         super::workers,
+        super::recent_executions,
+        super::queue,
         super::health,
         super::ready,
         super::metrics
@@ -170,7 +172,7 @@ mod tests {
         let document: serde_json::Value = serde_json::from_str(document()).unwrap();
         assert_eq!(document["openapi"], "3.1.0");
         let paths = document["paths"].as_object().unwrap();
-        // The document and the docs page describe the API; they are not part of it. The
+        // The document, the docs page and the console use the API; they are not part of it. The
         // Judge0 and Piston APIs are theirs, described by their own documents; MCP describes
         // itself (`tools/list`).
         let described = |route: Route| {
@@ -179,6 +181,9 @@ mod tests {
                 Route::OpenApi
                     | Route::Docs
                     | Route::DocsAsset
+                    | Route::Playground
+                    | Route::Console
+                    | Route::ConsoleAsset
                     | Route::Judge0(_)
                     | Route::Piston(_)
                     | Route::Mcp

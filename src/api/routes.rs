@@ -20,6 +20,8 @@ pub enum Route {
     BatchRecords,
     Languages,
     Workers,
+    Executions,
+    Queue,
     OpenApi,
     Docs,
     DocsAsset,
@@ -29,6 +31,10 @@ pub enum Route {
     Piston(Piston),
     /// MCP's streamable HTTP transport (`api::mcp`).
     Mcp,
+    /// The web console (`api::console`): the playground, the live view, their files.
+    Playground,
+    Console,
+    ConsoleAsset,
 }
 
 /// The Piston API's endpoints (`api::piston`).
@@ -91,9 +97,14 @@ pub const TABLE: &[Entry] = &[
     entry(Route::BatchRecords, Method::GET, "/batch/{id}"),
     entry(Route::Languages, Method::GET, "/languages"),
     entry(Route::Workers, Method::GET, "/workers"),
+    entry(Route::Executions, Method::GET, "/executions"),
+    entry(Route::Queue, Method::GET, "/queue"),
     entry(Route::OpenApi, Method::GET, "/openapi.json"),
     entry(Route::Docs, Method::GET, "/docs"),
     entry(Route::DocsAsset, Method::GET, "/docs/{asset}"),
+    entry(Route::Playground, Method::GET, "/"),
+    entry(Route::Console, Method::GET, "/console"),
+    entry(Route::ConsoleAsset, Method::GET, "/console/assets/{name}"),
     // Before `/judge0/submissions/{token}`: the first row that fits wins.
     judge0(
         Judge0::BatchCreate,

@@ -26,7 +26,8 @@ use crate::config::Config;
 use crate::languages::{LanguageInfo, Languages};
 use crate::live::{Event, Input};
 use crate::model::{
-    Callback, CallbackState, ExecuteRequest, ExecutionRecord, Job, Priority, ValidationError,
+    Callback, CallbackState, ExecuteRequest, ExecutionRecord, ExecutionSummary, Job, Priority,
+    ValidationError,
 };
 use crate::queue::callbacks::Target;
 use crate::queue::live;
@@ -230,6 +231,17 @@ impl Executions {
     /// Jobs waiting in the stream, by priority.
     pub async fn backlog(&self) -> Result<Vec<(Priority, u64)>, AppError> {
         Ok(self.ctx.queue.pending().await?)
+    }
+
+    /// The newest executions in the cluster, newest first, at most `limit`.
+    pub async fn recent(&self, limit: usize) -> Result<Vec<ExecutionSummary>, AppError> {
+        // Each execution writes its record three or four times; older writes are gone.
+        let records = self.ctx.queue.records.recent(limit as u64 * 4).await?;
+        Ok(records
+            .iter()
+            .take(limit)
+            .map(ExecutionSummary::from)
+            .collect())
     }
 }
 

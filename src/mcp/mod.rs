@@ -135,7 +135,7 @@ fn request_id(context: &RequestContext<RoleServer>) -> RequestId {
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
     #[error("the MCP session did not start: {0}")]
-    Start(#[source] ServerInitializeError),
+    Start(#[source] Box<ServerInitializeError>),
     #[error("the MCP session ended with an error: {0}")]
     Session(#[source] tokio::task::JoinError),
 }
@@ -146,7 +146,7 @@ pub async fn serve_stdio(runner: Runner) -> Result<(), McpError> {
         Ok(running) => running,
         // The client left before saying anything: the end of stdin ends the server.
         Err(ServerInitializeError::ConnectionClosed(_)) => return Ok(()),
-        Err(e) => return Err(McpError::Start(e)),
+        Err(e) => return Err(McpError::Start(Box::new(e))),
     };
     running.waiting().await.map_err(McpError::Session)?;
     Ok(())

@@ -61,6 +61,39 @@ impl Records {
         }
     }
 
+    /// The newest records, newest first: each execution's latest write among the last
+    /// `window` writes to the bucket (an execution writes three or four times: queued,
+    /// running, final, and its callback's state). Read by sequence from the bucket's stream,
+    /// so the cost follows `window`, not the bucket's size.
+    pub async fn recent(&self, window: u64) -> Result<Vec<ExecutionRecord>, QueueError> {
+        use futures::StreamExt;
+        let mut stream = self.kv.stream.clone();
+        let last = stream
+            .info()
+            .await
+            .map_err(|e| QueueError::kv("records' stream info", e))?
+            .state
+            .last_sequence;
+        let first = last.saturating_sub(window.saturating_sub(1)).max(1);
+        let writes = futures::stream::iter((first..=last).rev())
+            .map(|seq| self.kv.stream.get_raw_message(seq))
+            .buffered(32)
+            .collect::<Vec<_>>()
+            .await;
+        let mut seen = std::collections::HashSet::new();
+        let mut records = Vec::new();
+        // A write that is gone (expired, or replaced by a later one), or a delete, is skipped.
+        for message in writes.into_iter().flatten() {
+            if seen.insert(message.subject.to_string()) {
+                if let Ok(record) = decode::<ExecutionRecord>(&message.payload) {
+                    records.push(record);
+                }
+            }
+        }
+        records.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+        Ok(records)
+    }
+
     /// Compare-and-set: writes only if the record is still at `revision`. None when another
     /// writer got there first, else the new revision.
     pub async fn update(
