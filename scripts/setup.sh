@@ -70,7 +70,8 @@ install_pypi() {
 # Pinned npm packages the tests use, in a directory of their own: install_npm DIR PACKAGE@V...
 # piston-client is the Piston API's own client, driven unmodified; ws speaks its WebSocket;
 # @modelcontextprotocol/sdk is the official TypeScript MCP SDK (the initialize era);
-# playwright-core drives Debian's Chromium for the console's tests (it downloads no browser).
+# playwright-core drives Debian's Chromium for the console's tests (it downloads no browser),
+# and axe-core checks the pages' accessibility there.
 install_npm() {
   local dir="$DATA_DIR/$1"; shift
   if [ "$(cat "$dir/.installed" 2>/dev/null)" = "$*" ]; then say "npm packages present: $*"; return; fi
@@ -214,7 +215,7 @@ install_test_clients
 install_pypi venv schemathesis 4.32.5
 install_pypi judge0-venv judge0 0.0.8
 install_pypi mcp-venv mcp 2.3.0
-install_npm npm-clients piston-client@1.0.2 ws@8.18.3 @modelcontextprotocol/sdk@1.32.2 playwright-core@1.65.2
+install_npm npm-clients piston-client@1.0.2 ws@8.18.3 @modelcontextprotocol/sdk@1.32.2 playwright-core@1.65.2 axe-core@4.14.1
 register_runsc
 start_dockerd
 build_base

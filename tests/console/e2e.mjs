@@ -29,7 +29,17 @@ function link(language, code, stdin = "") {
   return "/#p=" + Buffer.from(json).toString("base64url");
 }
 
-const status = (page) => page.locator("#status");
+/**
+ * What axe-core (npm, the accessibility engine browsers' dev tools use) finds wrong with the
+ * page as it stands: labels, names, contrast, landmarks, keyboard traps.
+ */
+async function accessibility(page, label) {
+  await page.addScriptTag({ path: `${process.env.CB_NODE_MODULES}/axe-core/axe.min.js` });
+  const result = await page.evaluate(() => window.axe.run(document));
+  const found = result.violations.map((v) => `${label}: ${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+  assert.deepEqual(found, [], "accessibility");
+  console.log(`${label}: axe-core passed ${result.passes.length} rules with no violation`);
+}
 
 async function ran(page, words) {
   await page.waitForFunction((w) => document.getElementById("status").textContent.startsWith(w), words,
@@ -89,6 +99,7 @@ async function everything() {
   await page.locator("#run").click();
   await ran(page, "Completed");
   if (process.env.CB_SCREENSHOTS) await page.screenshot({ path: `${process.env.CB_SCREENSHOTS}/console-playground.png`, fullPage: true });
+  await accessibility(page, "playground");
   console.log("test cases: ok");
 
   // A shared link reproduces the program and its stdin.
@@ -109,6 +120,12 @@ async function everything() {
   // The charts count the jobs just run (their words are what a screen reader hears).
   await page.waitForFunction(() => parseInt(document.getElementById("rate-chart").getAttribute("aria-label")) >= 4);
   assert.match(await page.locator("#latency-chart").getAttribute("aria-label"), /^Median time per job: \d+ ms$/);
+  // Opening one shows its record.
+  await page.locator("#recent tbody tr button.link").first().click();
+  await page.waitForSelector("#record-dialog[open]");
+  assert.match(await page.locator("#record").textContent(), /"execution_id"/);
+  await page.locator("#record-dialog button[type=submit]").click();
+  await accessibility(page, "live view");
   console.log("live view: ok");
 
   // Cancelling a sleeping job from the live view.
