@@ -63,9 +63,15 @@ async function open(id) {
   $("record-dialog").showModal();
 }
 
-/** Follows a running execution's events for its CPU and memory, once per execution. */
+/**
+ * Follows a running execution's events for its CPU and memory, once per execution. Each stream
+ * holds a connection, and a browser opens few to one server: at most FOLLOWED at once, so
+ * that the page's own requests always get through.
+ */
+const FOLLOWED = 3;
+
 function watch(id) {
-  if (followers.has(id)) return;
+  if (followers.has(id) || followers.size >= FOLLOWED) return;
   const stop = new AbortController();
   followers.set(id, stop);
   follow(id, (name, data) => {
@@ -166,7 +172,7 @@ async function poll() {
     const [nodes, backlog, recent] = await Promise.all([
       callWithKey("GET", "/workers"),
       callWithKey("GET", "/queue"),
-      callWithKey("GET", "/executions?limit=200"),
+      callWithKey("GET", "/executions?limit=100"),
     ]);
     showNodes(nodes);
     showBacklog(backlog);

@@ -202,14 +202,26 @@ impl Sandbox {
     /// The attach stream can close before Docker records the container's end (seen under
     /// gVisor, whose sandbox dies whole), so this waits up to 5 s for the container to stop
     /// (a loaded machine once read a memory hog as internal_error with 2 s).
+    ///
+    /// Docker learns of an OOM kill from its own event, which can come after the one saying
+    /// the container ended: a container that ended by SIGKILL (137) without the flag is asked
+    /// again for up to a second more (CI under load once read a gVisor memory hog, stopped
+    /// with 137, as internal_error).
     async fn oom_killed(&self, id: &str) -> bool {
+        let mut killed_checks = 10;
         for _ in 0..50 {
             let Ok(inspect) = self.docker.inspect_container(id, None).await else {
                 return false;
             };
             let state = inspect.state.unwrap_or_default();
-            if state.oom_killed == Some(true) || state.running != Some(true) {
-                return state.oom_killed.unwrap_or(false);
+            if state.oom_killed == Some(true) {
+                return true;
+            }
+            if state.running != Some(true) {
+                if state.exit_code != Some(137) || killed_checks == 0 {
+                    return false;
+                }
+                killed_checks -= 1;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
