@@ -137,6 +137,39 @@ impl Client {
         rest_answer(&url, http.get(&url).send().await).await
     }
 
+    /// Stops an execution: over REST a cancel (`DELETE /execution/{id}`: a queued job never
+    /// runs, a running one is killed); over NATS the cancel subject, which the node running
+    /// the job heeds (a job still queued then runs).
+    pub async fn cancel(&self, id: uuid::Uuid) -> Result<(), ClientError> {
+        match &self.transport {
+            Transport::Rest { http, base } => {
+                let url = format!("{base}/execution/{id}");
+                let sent = http.delete(&url).send().await;
+                let response = sent.map_err(|e| ClientError::Unreachable {
+                    target: url.clone(),
+                    reason: e.to_string(),
+                })?;
+                // 409: it had already finished, which is as good.
+                match response.status().as_u16() {
+                    409 => Ok(()),
+                    _ => rest_answer::<serde_json::Value>(&url, Ok(response))
+                        .await
+                        .map(drop),
+                }
+            }
+            Transport::Nats { client, url } => {
+                let subject = names::cancel_subject(&id);
+                client
+                    .publish(subject, bytes::Bytes::new())
+                    .await
+                    .map_err(|e| ClientError::Unreachable {
+                        target: url.clone(),
+                        reason: e.to_string(),
+                    })
+            }
+        }
+    }
+
     pub async fn languages(&self) -> Result<Vec<LanguageInfo>, ClientError> {
         self.list("languages", names::LANGUAGES).await
     }

@@ -30,8 +30,15 @@ async fn client(program: &str, args: &[&str], env: &[(&str, String)]) -> String 
 }
 
 /// The Python SDK's scenarios against `target` (a /mcp URL, or `stdio` with `stdio_args`) in
-/// `mode` (`auto`: 2026-07-28 by discovery; `legacy`: initialize).
-async fn python(target: &str, stdio_args: &str, mode: &str, scenarios: &[&str]) -> String {
+/// `mode` (`auto`: 2026-07-28 by discovery; `legacy`: initialize); `node` is where `cancel`
+/// looks for its job.
+async fn python(
+    node: &TestNode,
+    target: &str,
+    stdio_args: &str,
+    mode: &str,
+    scenarios: &[&str],
+) -> String {
     let python = installed("mcp-venv/bin/python");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp/client.py");
     let args: Vec<&str> = std::iter::once(script)
@@ -41,6 +48,7 @@ async fn python(target: &str, stdio_args: &str, mode: &str, scenarios: &[&str]) 
         ("CB_MCP", target.to_string()),
         ("CB_ARGS", stdio_args.to_string()),
         ("CB_MODE", mode.to_string()),
+        ("CB_SERVER", node.url.clone()),
     ];
     client(&python, &args, &env).await
 }
@@ -50,26 +58,28 @@ async fn typescript(env: &[(&str, String)]) -> String {
     client("node", &[script], env).await
 }
 
-const ALL: [&str; 4] = ["tools", "runs", "concurrent", "bad_input"];
+const ALL: [&str; 5] = ["tools", "runs", "concurrent", "bad_input", "cancel"];
 
 #[tokio::test]
-async fn the_python_sdk_over_http_lists_runs_and_refuses_in_both_eras() {
+async fn the_python_sdk_over_http_lists_runs_refuses_and_cancels_in_both_eras() {
     let node = TestNode::start(3).await;
     let url = format!("{}/mcp", node.url);
-    for mode in ["auto", "legacy"] {
-        let report = python(&url, "", mode, &ALL).await;
-        assert!(report.contains("--- bad_input passed"), "{report}");
-    }
+    let report = python(&node, &url, "", "auto", &ALL).await;
+    assert!(report.contains("--- cancel passed"), "{report}");
+    // In the initialize era a cancel is a notification on a POST of its own, which a server
+    // without sessions cannot tie to the call: there the job runs to its own end.
+    let report = python(&node, &url, "", "legacy", &ALL[..4]).await;
+    assert!(report.contains("--- bad_input passed"), "{report}");
     assert!(node.leftover_containers().await.is_empty());
 }
 
 #[tokio::test]
-async fn the_python_sdk_over_stdio_lists_runs_and_refuses_in_both_eras() {
+async fn the_python_sdk_over_stdio_lists_runs_refuses_and_cancels_in_both_eras() {
     let node = TestNode::start(3).await;
     let args = format!("--url {}", node.url);
     for mode in ["auto", "legacy"] {
-        let report = python("stdio", &args, mode, &ALL).await;
-        assert!(report.contains("--- bad_input passed"), "{report}");
+        let report = python(&node, "stdio", &args, mode, &ALL).await;
+        assert!(report.contains("--- cancel passed"), "{report}");
     }
 }
 
@@ -81,10 +91,10 @@ async fn the_typescript_sdk_runs_code_over_http_and_stdio() {
 }
 
 #[tokio::test]
-async fn stdio_runs_jobs_through_a_server_over_nats() {
+async fn stdio_runs_and_cancels_jobs_through_a_server_over_nats() {
     let node = TestNode::start(2).await;
     let args = format!("--nats {}", node.nats_url());
-    python("stdio", &args, "auto", &["runs"]).await;
+    python(&node, "stdio", &args, "auto", &["runs", "cancel"]).await;
 }
 
 async fn post(url: &str, body: Value, headers: &[(&str, &str)]) -> (u16, String) {

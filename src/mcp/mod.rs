@@ -28,6 +28,8 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, ServiceExt};
 
+use uuid::Uuid;
+
 use crate::app::RequestId;
 pub use runner::Runner;
 
@@ -49,11 +51,13 @@ impl Server {
     }
 
     /// Runs the tool `name` (a known one); every way it can fail is a result that says why.
+    /// A client that gives up on the call (`cancelled`) takes its job with it.
     async fn call(
         &self,
         name: &str,
         arguments: Option<JsonObject>,
         id: RequestId,
+        cancelled: impl std::future::Future<Output = ()>,
     ) -> CallToolResult {
         let request = match name {
             tools::EXECUTE => tools::parse(name, arguments).map(tools::ExecuteArgs::into_request),
@@ -62,13 +66,22 @@ impl Server {
             }
             _ => return self.languages(name, arguments).await,
         };
-        let request = match request {
+        let mut request = match request {
             Ok(request) => request,
             Err(refused) => return refused,
         };
-        match self.runner.run(request, &id).await {
-            Ok(record) => tools::record_result(&record),
-            Err(e) => tools::refusal(e.to_string()),
+        let execution = *request.execution_id.get_or_insert_with(Uuid::new_v4);
+        tokio::select! {
+            outcome = self.runner.run(request, &id) => match outcome {
+                Ok(record) => tools::record_result(&record),
+                Err(e) => tools::refusal(e.to_string()),
+            },
+            () = cancelled => {
+                if let Err(e) = self.runner.cancel(execution).await {
+                    tracing::warn!(%execution, error = %e, "could not cancel an abandoned call's job");
+                }
+                tools::refusal(format!("the call was cancelled, and execution {execution} with it"))
+            }
         }
     }
 
@@ -117,7 +130,11 @@ impl ServerHandler for Server {
             return Err(ErrorData::invalid_params(message, None));
         }
         let id = request_id(&context);
-        Ok(self.call(&name, request.arguments, id).await.into())
+        let cancelled = context.ct.clone().cancelled_owned();
+        Ok(self
+            .call(&name, request.arguments, id, cancelled)
+            .await
+            .into())
     }
 }
 

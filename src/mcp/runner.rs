@@ -3,6 +3,8 @@
 //! NATS (`codebeaker mcp --url/--nats`). Either way the job takes the ordinary path: validated
 //! by the server, queued, run by a worker, its record returned.
 
+use uuid::Uuid;
+
 use crate::app::{AppError, Executions, RequestId};
 use crate::client::{Client, ClientError};
 use crate::languages::LanguageInfo;
@@ -34,6 +36,18 @@ impl Runner {
         match self {
             Runner::Local(app) => Ok(app.run(request, request_id).await?),
             Runner::Remote(client) => Ok(client.execute(&request).await?),
+        }
+    }
+
+    /// Stops an execution whose caller gave up on it.
+    pub async fn cancel(&self, id: Uuid) -> Result<(), RunError> {
+        match self {
+            Runner::Local(app) => app
+                .cancel(&id.to_string())
+                .await
+                .map(drop)
+                .map_err(Into::into),
+            Runner::Remote(client) => Ok(client.cancel(id).await?),
         }
     }
 

@@ -5,7 +5,8 @@ Run by tests/mcp.rs as `python client.py SCENARIO...` with:
            `$CB_BIN mcp $CB_ARGS` and speaks to it on its stdin and stdout;
   CB_MODE  `auto` (server/discover: the stateless 2026-07-28 revision) or `legacy` (the
            initialize handshake, 2025-11-25);
-  CB_KEY   an API key to send as `Authorization: Bearer`, when set.
+  CB_KEY   an API key to send as `Authorization: Bearer`, when set;
+  CB_SERVER  the node's REST address, where `cancel` reads what became of its job.
 Each scenario asserts, and prints what it saw.
 """
 
@@ -150,7 +151,27 @@ async def bad_input(client):
         raise AssertionError("an unknown tool is a protocol error")
 
 
-SCENARIOS = {"tools": tools, "runs": runs, "concurrent": concurrent, "bad_input": bad_input}
+async def cancel(client):
+    """A call the client gives up on takes its job with it: the sleeping program is cancelled."""
+    code = "import time\nprint('sleeping', flush=True)\ntime.sleep(30)"
+    try:
+        await client.call_tool("execute", {"language": "python", "code": code, "timeout": 40}, read_timeout_seconds=3)
+    except Exception as e:  # the SDK's own timeout, after which it tells the server
+        print("call abandoned:", type(e).__name__, e)
+    else:
+        raise AssertionError("a 30 s sleep answered within 3 s")
+    async with httpx2.AsyncClient(timeout=10) as http:
+        for _ in range(150):
+            rows = (await http.get(f"{os.environ['CB_SERVER']}/executions?limit=5")).json()
+            sleeper = next(r for r in rows if r["language"] == "python")
+            if sleeper["status"] == "cancelled":
+                print("the job was cancelled:", sleeper["execution_id"])
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"the job was not cancelled: {sleeper}")
+
+
+SCENARIOS = {"tools": tools, "runs": runs, "concurrent": concurrent, "bad_input": bad_input, "cancel": cancel}
 
 
 async def main(names):
