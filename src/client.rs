@@ -144,17 +144,12 @@ impl Client {
         match &self.transport {
             Transport::Rest { http, base } => {
                 let url = format!("{base}/execution/{id}");
-                let sent = http.delete(&url).send().await;
-                let response = sent.map_err(|e| ClientError::Unreachable {
-                    target: url.clone(),
-                    reason: e.to_string(),
-                })?;
-                // 409: it had already finished, which is as good.
-                match response.status().as_u16() {
-                    409 => Ok(()),
-                    _ => rest_answer::<serde_json::Value>(&url, Ok(response))
-                        .await
-                        .map(drop),
+                let answer: Result<serde_json::Value, _> =
+                    rest_answer(&url, http.delete(&url).send().await).await;
+                match answer {
+                    // It had already finished, which is as good.
+                    Err(ClientError::Refused { code, .. }) if code == "already_finished" => Ok(()),
+                    other => other.map(drop),
                 }
             }
             Transport::Nats { client, url } => {

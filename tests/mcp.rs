@@ -164,6 +164,14 @@ async fn http_answers_notifications_versions_origins_and_methods_as_the_transpor
         assert_eq!(status, 200, "Origin {origin} is this machine's: {body}");
     }
 
+    // A body over `limits.max_body_bytes` (2 MiB) is refused before it is read.
+    let code = "#".repeat(3 << 20);
+    let huge = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+        "name": "execute", "arguments": {"language": "python", "code": code}}});
+    let (status, body) = post(&url, huge, &[version]).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("body_too_large"), "{body}");
+
     let (status, body) = node.get("/mcp").await;
     assert_eq!(
         status, 405,

@@ -235,7 +235,8 @@ impl Executions {
 
     /// The newest executions in the cluster, newest first, at most `limit`.
     pub async fn recent(&self, limit: usize) -> Result<Vec<ExecutionSummary>, AppError> {
-        // Each execution writes its record three or four times; older writes are gone.
+        // An execution's record is written about three times (queued, running, final), and
+        // only its last write stays: a window of four writes per execution asked for.
         let records = self.ctx.queue.records.recent(limit as u64 * 4).await?;
         Ok(records
             .iter()

@@ -61,10 +61,10 @@ impl Records {
         }
     }
 
-    /// The newest records, newest first: each execution's latest write among the last
-    /// `window` writes to the bucket (an execution writes three or four times: queued,
-    /// running, final, and its callback's state). Read by sequence from the bucket's stream,
-    /// so the cost follows `window`, not the bucket's size.
+    /// The newest records, newest first, among the last `window` writes to the bucket. The
+    /// bucket keeps one write per key (`max_messages_per_subject` 1), so each write still
+    /// there is its execution's record as it stands; the others are gone and skipped. Read by
+    /// sequence from the bucket's stream, so the cost follows `window`, not the bucket's size.
     pub async fn recent(&self, window: u64) -> Result<Vec<ExecutionRecord>, QueueError> {
         use futures::StreamExt;
         let mut stream = self.kv.stream.clone();
@@ -80,16 +80,12 @@ impl Records {
             .buffered(32)
             .collect::<Vec<_>>()
             .await;
-        let mut seen = std::collections::HashSet::new();
-        let mut records = Vec::new();
-        // A write that is gone (expired, or replaced by a later one), or a delete, is skipped.
-        for message in writes.into_iter().flatten() {
-            if seen.insert(message.subject.to_string()) {
-                if let Ok(record) = decode::<ExecutionRecord>(&message.payload) {
-                    records.push(record);
-                }
-            }
-        }
+        // A delete's empty payload does not decode, and is skipped like a write that is gone.
+        let mut records: Vec<ExecutionRecord> = writes
+            .into_iter()
+            .flatten()
+            .filter_map(|message| decode(&message.payload).ok())
+            .collect();
         records.sort_by_key(|r| std::cmp::Reverse(r.created_at));
         Ok(records)
     }
