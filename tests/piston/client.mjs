@@ -104,15 +104,25 @@ const scenarios = {
       "    print('echo', line.strip(), flush=True)",
     ].join("\n");
     let exitSeen = false;
+    // What the program printed so far: a line may come in several chunks (under load, "echo"
+    // and " hello\n" came apart), so each step waits for its text in the whole output.
+    let printed = "";
+    let step = 0;
     const { messages, code, reason } = await session(
       (ws) => send(ws, init("python", program)),
       (ws, m) => {
         if (m.type === "exit") exitSeen = true;
-        if (m.type === "data" && m.data.includes("ready")) {
+        if (m.type !== "data") return;
+        printed += m.data;
+        if (step === 0 && printed.includes("ready\n")) {
           assert.equal(exitSeen, false, "output streams before the program ends");
           send(ws, { type: "data", stream: "stdin", data: "hello\n" });
+          step = 1;
         }
-        if (m.type === "data" && m.data.includes("echo hello")) send(ws, { type: "signal", signal: "SIGTERM" });
+        if (step === 1 && printed.includes("echo hello\n")) {
+          send(ws, { type: "signal", signal: "SIGTERM" });
+          step = 2;
+        }
       },
     );
     console.log(JSON.stringify(messages), code, reason);
@@ -144,7 +154,7 @@ const scenarios = {
     console.log(JSON.stringify(broken.messages));
     assert.equal(exit.stage, "compile");
     assert.equal(exit.code, 1);
-    assert.ok(broken.messages.some((m) => m.type === "data" && /error/.test(m.data)));
+    assert.match(broken.messages.filter((m) => m.type === "data").map((m) => m.data).join(""), /error/);
     assert.equal(broken.code, 4999);
   },
 
