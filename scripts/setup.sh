@@ -139,6 +139,20 @@ build_base() {
   rm -rf "$root"
 }
 
+# The directory docker builds $1 from: $1 itself, or, where $1/pypi.txt pins wheels from
+# PyPI (a toolchain Debian lacks), a copy with the wheels downloaded into wheels/ by the host's
+# pip, which trusts this machine's certificates as a build container would not. The pins are
+# exact, so the source directory's hash still names what is built.
+build_context() {
+  local dir=$1 name=$2
+  [ -f "$dir/pypi.txt" ] || { echo "$dir"; return; }
+  local context="$DATA_DIR/context-$name"
+  rm -rf "$context"; cp -r "$dir" "$context"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -r "$dir/pypi.txt" -d "$context/wheels" >&2 \
+    || { echo "downloading the wheels in $dir/pypi.txt from PyPI failed" >&2; return 1; }
+  echo "$context"
+}
+
 # Builds image $2 from directory $1 on base $3, unless an image built from the same content on
 # the same base exists (the pair's hash is kept as a label).
 build_image() {
@@ -150,8 +164,9 @@ build_image() {
     say "image $tag up to date"; return
   fi
   say "building image $tag (log: $DATA_DIR/build-$name.log)"
+  local context; context=$(build_context "$dir" "$name") || return 1
   if ! docker build --network host --build-arg BASE="$base" --label codebeaker.source_hash="$hash" \
-      -t "$tag" "$dir" >"$DATA_DIR/build-$name.log" 2>&1; then
+      -t "$tag" "$context" >"$DATA_DIR/build-$name.log" 2>&1; then
     echo "building $tag failed; last lines of $DATA_DIR/build-$name.log:" >&2
     tail -30 "$DATA_DIR/build-$name.log" >&2
     return 1

@@ -22,6 +22,7 @@ use crate::languages::{Languages, LanguagesError};
 use crate::nats_api;
 use crate::queue::embedded::{EmbeddedError, EmbeddedNats};
 use crate::queue::{consumer, rescue, Queue, QueueError};
+use crate::sandbox::images::{self, Installed};
 use crate::sandbox::{Sandbox, SandboxError};
 use crate::webhooks;
 
@@ -354,19 +355,10 @@ async fn start_services(
     freed: Arc<Notify>,
     beats: watch::Receiver<Beat>,
 ) -> Result<Services, StartError> {
-    let languages = match role.has_workers() {
-        true => ctx
-            .languages
-            .names()
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        false => Vec::new(),
-    };
     let heartbeat = Heartbeat::start(
         ctx.clone(),
         role.as_str(),
-        languages,
+        worker.clone(),
         beats,
         supervisor.get_cell(),
     )
@@ -405,6 +397,7 @@ async fn start_services(
             ctx.node_id().to_string(),
             intake_stopped,
         )));
+        tasks.push(tokio::spawn(watch_images(worker.clone(), drained.clone())));
         tasks.push(tokio::spawn(consumer::listen_for_cancels(
             worker.clone(),
             drained,
@@ -418,16 +411,21 @@ async fn start_services(
     })
 }
 
-/// Docker, with this node's leftovers removed and every language's image checked: a missing
-/// image is a setup problem, reported at start rather than on the first job.
+/// Docker, with this node's leftovers removed and the languages' images looked for. A missing
+/// image leaves its language unavailable here until it is built (see `watch_images`).
 async fn worker_context(ctx: &Arc<NodeContext>) -> Result<WorkerContext, SandboxError> {
     let sandbox = Sandbox::connect(ctx.node_id(), &ctx.config.docker).await?;
-    let images = ctx
-        .languages
-        .all()
-        .iter()
-        .map(|l| sandbox.check_image(&l.image));
-    futures::future::try_join_all(images).await?;
+    let installed = Installed::default();
+    installed.refresh(&sandbox, &ctx.languages).await?;
+    let missing = installed.missing(&ctx.languages);
+    if !missing.is_empty() {
+        tracing::warn!(
+            languages = ?missing,
+            "these languages have no image yet and are not served here until it is built \
+             (scripts/setup.sh --languages all builds them; this node looks again every {}s)",
+            images::LOOK_AGAIN.as_secs()
+        );
+    }
     let leftovers = sandbox.remove_node_containers().await?;
     if leftovers > 0 {
         tracing::info!(
@@ -440,7 +438,28 @@ async fn worker_context(ctx: &Arc<NodeContext>) -> Result<WorkerContext, Sandbox
         sandbox,
         running: Default::default(),
         containers: Default::default(),
+        installed,
     })
+}
+
+/// Looks for the missing images every few seconds until all are there or the node drains;
+/// each image found makes its language served here (the heartbeat advertises it, its pool
+/// fills).
+async fn watch_images(worker: Arc<WorkerContext>, mut drained: watch::Receiver<bool>) {
+    let languages = &worker.node.languages;
+    while !worker.installed.missing(languages).is_empty() {
+        tokio::select! {
+            _ = drained.wait_for(|d| *d) => return,
+            _ = tokio::time::sleep(images::LOOK_AGAIN) => {}
+        }
+        match worker.installed.refresh(&worker.sandbox, languages).await {
+            Ok(found) if !found.is_empty() => {
+                tracing::info!(languages = ?found, "images found: these languages are served now")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not look for the missing images"),
+        }
+    }
 }
 
 /// ractor wraps a failed `pre_start` in layers; the innermost message is the useful one.

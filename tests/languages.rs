@@ -1,127 +1,212 @@
-//! Every language: hello world, stdin, args and exit code; compile errors for compiled ones;
-//! multi-file programs; preinstalled packages; the declared versions.
+//! Every language against its real image: its example says hello; a program reads stdin and
+//! arguments and exits with its code; a runtime error ends with its exit code or signal; a
+//! program that does not compile is a compile error (compiled languages); a busy loop hits the
+//! time limit. The programs are data, in tests/languages/<name>.toml. Then multi-file
+//! programs, preinstalled packages and the declared versions.
 
 mod common;
 
 use codebeaker::languages::Languages;
 use common::{test_config, TestNode};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// Reads all of stdin, prints "hello <stdin trimmed> <args joined by commas>", exits 3.
-const ECHO: &[(&str, &str)] = &[
-    ("python", "import sys\ndata = sys.stdin.read()\nprint('hello', data.strip(), ','.join(sys.argv[1:]))\nsys.exit(3)"),
-    ("javascript", "const data = require('fs').readFileSync(0, 'utf8');\nconsole.log('hello', data.trim(), process.argv.slice(2).join(','));\nprocess.exit(3);"),
-    ("typescript", "const fs = require('fs');\nconst data: string = fs.readFileSync(0, 'utf8');\nconst args: string[] = process.argv.slice(2);\nconsole.log('hello', data.trim(), args.join(','));\nprocess.exit(3);"),
-    ("csharp", "using System;\nclass Program {\n  static int Main(string[] args) {\n    var data = Console.In.ReadToEnd();\n    Console.WriteLine(\"hello \" + data.Trim() + \" \" + string.Join(\",\", args));\n    return 3;\n  }\n}"),
-    ("go", "package main\n\nimport (\n\t\"fmt\"\n\t\"io\"\n\t\"os\"\n\t\"strings\"\n)\n\nfunc main() {\n\tdata, _ := io.ReadAll(os.Stdin)\n\tfmt.Println(\"hello\", strings.TrimSpace(string(data)), strings.Join(os.Args[1:], \",\"))\n\tos.Exit(3)\n}"),
-    ("c", "#include <stdio.h>\nint main(int argc, char **argv) {\n  char buf[256] = {0};\n  size_t n = fread(buf, 1, sizeof buf - 1, stdin);\n  while (n && buf[n - 1] == '\\n') buf[--n] = 0;\n  printf(\"hello %s \", buf);\n  for (int i = 1; i < argc; i++) printf(i > 1 ? \",%s\" : \"%s\", argv[i]);\n  printf(\"\\n\");\n  return 3;\n}"),
-    ("cpp", "#include <iostream>\n#include <iterator>\n#include <string>\nint main(int argc, char **argv) {\n  std::string data((std::istreambuf_iterator<char>(std::cin)), {});\n  while (!data.empty() && data.back() == '\\n') data.pop_back();\n  std::cout << \"hello \" << data << \" \";\n  for (int i = 1; i < argc; i++) std::cout << (i > 1 ? \",\" : \"\") << argv[i];\n  std::cout << std::endl;\n  return 3;\n}"),
-    ("rust", "use std::io::Read;\nfn main() {\n    let mut data = String::new();\n    std::io::stdin().read_to_string(&mut data).unwrap();\n    let args: Vec<String> = std::env::args().skip(1).collect();\n    println!(\"hello {} {}\", data.trim(), args.join(\",\"));\n    std::process::exit(3);\n}"),
-    ("java", "public class Main {\n  public static void main(String[] args) throws Exception {\n    String data = new String(System.in.readAllBytes()).trim();\n    System.out.println(\"hello \" + data + \" \" + String.join(\",\", args));\n    System.exit(3);\n  }\n}"),
-    ("ruby", "data = STDIN.read\nputs \"hello #{data.strip} #{ARGV.join(',')}\"\nexit 3"),
-    ("php", "<?php\n$data = stream_get_contents(STDIN);\necho 'hello ' . trim($data) . ' ' . implode(',', array_slice($argv, 1)) . \"\\n\";\nexit(3);"),
-    ("bash", "data=$(cat)\necho \"hello $data $(IFS=,; echo \"$*\")\"\nexit 3"),
-    ("lua", "local data = io.read('a'):gsub('%s+$', '')\nprint('hello ' .. data .. ' ' .. table.concat(arg, ','))\nos.exit(3)"),
-];
+/// One language's test programs (tests/languages/<name>.toml).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Programs {
+    echo: Echo,
+    error: Failing,
+    /// Compiled languages only.
+    broken: Option<Program>,
+    spin: Program,
+}
 
-/// Programs that do not compile, for each compiled language.
-const BROKEN: &[(&str, &str)] = &[
-    (
-        "typescript",
-        "const n: number = 'not a number';\nconsole.log(n);",
-    ),
-    (
-        "csharp",
-        "class Program { static void Main() { int x = \"text\"; } }",
-    ),
-    ("go", "package main\n\nfunc main() { undefinedThing() }"),
-    ("c", "int main(void) { return missing; }"),
-    ("cpp", "int main() { return missing; }"),
-    ("rust", "fn main() { let x: u32 = \"text\"; }"),
-    (
-        "java",
-        "public class Main { public static void main(String[] a) { int x = \"text\"; } }",
-    ),
-];
+/// Reads stdin ("world\n") and prints "hello world" with the arguments; exits 3 unless told.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Echo {
+    code: String,
+    #[serde(default = "Echo::args")]
+    args: Vec<String>,
+    #[serde(default = "Echo::stdout")]
+    stdout: String,
+    #[serde(default = "Echo::exit_code")]
+    exit_code: i64,
+}
 
-#[tokio::test]
-async fn every_language_says_hello_reads_stdin_takes_args_and_exits_with_its_code() {
-    let node = TestNode::start(3).await;
-    let languages = Languages::load(None).unwrap();
-    assert_eq!(
-        ECHO.len(),
-        languages.all().len(),
-        "every language has a case here"
+impl Echo {
+    fn args() -> Vec<String> {
+        vec!["x".into(), "y z".into()]
+    }
+    fn stdout() -> String {
+        "hello world x,y z\n".into()
+    }
+    fn exit_code() -> i64 {
+        3
+    }
+}
+
+/// Fails at run time with this exit code, and this signal if one killed it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Failing {
+    code: String,
+    exit_code: i64,
+    signal: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Program {
+    code: String,
+}
+
+fn programs(language: &str) -> Programs {
+    let path = format!(
+        "{}/tests/languages/{language}.toml",
+        env!("CARGO_MANIFEST_DIR")
     );
-    let runs = ECHO.iter().map(|(language, code)| {
-        let node = &node;
-        async move {
-            let request = json!({"language": language, "code": code, "stdin": "world\n", "args": ["x", "y z"], "timeout": 20});
-            (language, node.run(request).await)
-        }
-    });
-    for (language, r) in futures::future::join_all(runs).await {
-        assert_eq!(r["status"], "completed", "{language}: {r}");
-        assert_eq!(r["stdout"], "hello world x,y z\n", "{language}: {r}");
-        assert_eq!(r["exit_code"], 3, "{language}");
-        let compiled = languages.get(language).unwrap().compile.is_some();
-        assert_eq!(
-            r["compile"]["exit_code"] == 0,
-            compiled,
-            "{language}: {}",
-            r["compile"]
-        );
-    }
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    toml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-#[tokio::test]
-async fn every_example_prints_hello_world() {
-    let node = TestNode::start(3).await;
+/// Runs the language's five programs at once on a node of its own and checks each ending.
+async fn check_language(name: &str) {
     let languages = Languages::load(None).unwrap();
-    let runs = languages.all().iter().map(|l| {
-        let node = &node;
-        async move {
-            (
-                &l.name,
-                node.run(json!({"language": l.name, "code": l.example, "timeout": 20}))
-                    .await,
-            )
-        }
-    });
-    for (language, r) in futures::future::join_all(runs).await {
-        assert_eq!(r["status"], "completed", "{language}: {r}");
-        assert_eq!(r["stdout"], "hello, world\n", "{language}");
-    }
-}
+    let language = languages.get(name).unwrap();
+    let programs = programs(name);
+    let node = TestNode::start(2).await;
+    let run = |code: &str, extra: Value| {
+        let mut request = json!({"language": name, "code": code, "timeout": 20});
+        request
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        node.run(request)
+    };
+    let echo = &programs.echo;
+    let broken = programs.broken.as_ref().map(|b| b.code.as_str());
+    let (hello, echoed, failed, spun, broke) = tokio::join!(
+        run(&language.example, json!({})),
+        run(&echo.code, json!({"stdin": "world\n", "args": echo.args})),
+        run(&programs.error.code, json!({})),
+        run(&programs.spin.code, json!({"timeout": 2})),
+        async {
+            match broken {
+                Some(code) => Some(run(code, json!({})).await),
+                None => None,
+            }
+        },
+    );
+    let compiled = language.compile.is_some();
 
-#[tokio::test]
-async fn compile_errors_are_reported_apart_and_nothing_runs() {
-    let node = TestNode::start(3).await;
-    let runs = BROKEN.iter().map(|(language, code)| {
-        let node = &node;
-        async move {
-            (
-                language,
-                node.run(json!({"language": language, "code": code})).await,
-            )
-        }
-    });
-    for (language, r) in futures::future::join_all(runs).await {
-        assert_eq!(r["status"], "compile_error", "{language}: {r}");
-        let compile = &r["compile"];
-        assert_ne!(compile["exit_code"], 0, "{language}");
-        assert_eq!(compile["timed_out"], false);
+    assert_eq!(hello["status"], "completed", "{name} hello: {hello}");
+    assert_eq!(hello["stdout"], "hello, world\n", "{name} hello: {hello}");
+    assert_eq!(hello["exit_code"], 0, "{name} hello: {hello}");
+    assert_eq!(
+        hello["compile"]["exit_code"] == 0,
+        compiled,
+        "{name} hello: {hello}"
+    );
+
+    assert_eq!(echoed["status"], "completed", "{name} echo: {echoed}");
+    assert_eq!(
+        echoed["stdout"],
+        echo.stdout.as_str(),
+        "{name} echo: {echoed}"
+    );
+    assert_eq!(echoed["exit_code"], echo.exit_code, "{name} echo: {echoed}");
+
+    let error = &programs.error;
+    assert_eq!(failed["status"], "completed", "{name} error: {failed}");
+    assert_eq!(
+        failed["exit_code"],
+        error.exit_code,
+        "{name} error: {failed}"
+    );
+    assert_eq!(
+        failed["signal"],
+        json!(error.signal),
+        "{name} error: {failed}"
+    );
+
+    assert_eq!(spun["status"], "time_limit_exceeded", "{name} spin: {spun}");
+    assert_eq!(spun["exit_code"], Value::Null, "{name} spin: {spun}");
+
+    assert_eq!(
+        broke.is_some(),
+        compiled,
+        "{name}: a compiled language has a program that does not compile"
+    );
+    if let Some(broke) = broke {
+        assert_eq!(broke["status"], "compile_error", "{name} broken: {broke}");
+        let compile = &broke["compile"];
+        assert_ne!(compile["exit_code"], 0, "{name} broken: {compile}");
+        assert_eq!(compile["timed_out"], false, "{name} broken: {compile}");
         let said = format!(
             "{}{}",
             compile["stdout"].as_str().unwrap(),
             compile["stderr"].as_str().unwrap()
         );
-        assert!(!said.trim().is_empty(), "{language}: the compiler says why");
-        assert_eq!(r["stdout"], "", "{language}");
+        assert!(!said.trim().is_empty(), "{name}: the compiler says why");
         assert_eq!(
-            r["exit_code"],
+            broke["exit_code"],
             Value::Null,
-            "{language}: the program did not run"
+            "{name}: the program did not run"
+        );
+    }
+}
+
+/// One test per language, so that each passes or fails by name (`languages each::kotlin`).
+macro_rules! every_language {
+    ($($name:ident),* $(,)?) => {
+        const TESTED: &[&str] = &[$(stringify!($name)),*];
+        mod each {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::check_language(stringify!($name)).await
+                }
+            )*
+        }
+    };
+}
+
+every_language!(
+    python, javascript, typescript, csharp, go, c, cpp, rust, java, ruby, php, bash, lua, perl, r,
+    tcl, sqlite, nasm, fortran, pascal, ada, d, cobol, ocaml, haskell, commonlisp, scheme, prolog,
+    racket, erlang, elixir, octave, nim, crystal, kotlin, scala, clojure, groovy, zig,
+);
+
+#[test]
+fn every_language_has_its_test_and_programs() {
+    let languages = Languages::load(None).unwrap();
+    let mut defined = languages.names();
+    defined.sort();
+    let mut tested = TESTED.to_vec();
+    tested.sort();
+    assert_eq!(tested, defined, "one test per language in languages.toml");
+    let dir = format!("{}/tests/languages", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .trim_end_matches(".toml")
+                .to_string()
+        })
+        .collect();
+    files.sort();
+    assert_eq!(files, defined, "one file of programs per language");
+    for language in languages.all() {
+        let programs = programs(&language.name);
+        assert_eq!(
+            programs.broken.is_some(),
+            language.compile.is_some(),
+            "{}: a program that does not compile, for compiled languages only",
+            language.name
         );
     }
 }
@@ -229,7 +314,9 @@ async fn a_package_outside_the_list_is_422_naming_the_allowed_ones() {
 #[tokio::test]
 async fn an_unknown_language_lists_every_known_name() {
     let node = TestNode::start(1).await;
-    let (status, body) = node.post(json!({"language": "cobol", "code": "x"})).await;
+    let (status, body) = node
+        .post(json!({"language": "brainfuck", "code": "+"}))
+        .await;
     assert_eq!(status, 400);
     let message = body["error"]["message"].as_str().unwrap();
     for name in Languages::load(None).unwrap().names() {

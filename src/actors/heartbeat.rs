@@ -13,7 +13,7 @@ use ractor::{ActorCell, ActorStatus};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::NodeContext;
+use super::{NodeContext, WorkerContext};
 use crate::queue::nodes::{self, Held, NodeEntry};
 use crate::queue::QueueError;
 
@@ -42,14 +42,14 @@ impl Heartbeat {
     pub async fn start(
         node: Arc<NodeContext>,
         role: &'static str,
-        languages: Vec<String>,
+        worker: Option<Arc<WorkerContext>>,
         beat: watch::Receiver<Beat>,
         supervisor: ActorCell,
     ) -> Result<Heartbeat, QueueError> {
         let writer = Writer {
             node,
             role,
-            languages,
+            worker,
             beat,
         };
         writer.write().await?;
@@ -67,8 +67,8 @@ impl Heartbeat {
 struct Writer {
     node: Arc<NodeContext>,
     role: &'static str,
-    /// What the node runs; empty on an API-only node.
-    languages: Vec<String>,
+    /// Whose installed languages the entry lists; none on an API-only node.
+    worker: Option<Arc<WorkerContext>>,
     beat: watch::Receiver<Beat>,
 }
 
@@ -108,7 +108,11 @@ impl Writer {
             role: self.role.to_string(),
             workers: beat.workers,
             busy: beat.busy,
-            languages: self.languages.clone(),
+            languages: self
+                .worker
+                .as_ref()
+                .map(|w| w.installed.names())
+                .unwrap_or_default(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             ready: beat.ready,
             last_heartbeat: chrono::Utc::now(),

@@ -59,6 +59,8 @@ pub struct WorkerContext {
     /// The container of each job running here: a pooled one carries no execution label, so
     /// this is how a dead worker's container is found.
     pub containers: DashMap<Uuid, String>,
+    /// The languages whose images this node has: the ones it runs and advertises.
+    pub installed: crate::sandbox::images::Installed,
 }
 
 /// Why a running job's container is killed.

@@ -87,7 +87,7 @@ impl Actor for RuntimeActor {
         (ctx, language): Self::Arguments,
     ) -> Result<RuntimeState, ActorProcessingErr> {
         // No Docker call here: the Supervisor waits for this, and must never wait on Docker.
-        // (The node checks every image once, at start.)
+        // (The node looks for the images; a pool waits for its image: see `refill`.)
         let config = &ctx.node.config;
         // The job a request naming nothing but the language becomes: the pool's shape.
         let typical = ExecuteRequest::new(&language.name, "-")
@@ -177,6 +177,8 @@ impl Actor for RuntimeActor {
             }
             RuntimeMsg::Shrink => {
                 state.shrink();
+                // A pool whose image was still being built when the node started fills now.
+                state.refill(&myself);
                 state.report();
             }
         }
@@ -250,6 +252,9 @@ impl RuntimeState {
     /// Starts warm-ups until ready + starting + lent reaches the target, plus one for each
     /// job waiting.
     fn refill(&mut self, myself: &ActorRef<RuntimeMsg>) {
+        if !self.ctx.installed.has(&self.language.name) {
+            return;
+        }
         let pool = &mut self.pool;
         while pool.ready.len() + pool.in_flight + pool.lent < pool.target + pool.waiting.len() {
             pool.in_flight += 1;

@@ -25,6 +25,15 @@ impl Executions {
             .map_err(AppError::from)?;
         let batch_id = Uuid::new_v4();
         let mut jobs = self.validate_batch(request.executions)?;
+        // Nothing is queued unless every execution can run.
+        for (index, job) in jobs.iter().enumerate() {
+            self.check_served(job)
+                .await
+                .map_err(|e| AppError::InBatch {
+                    index,
+                    source: Box::new(e),
+                })?;
+        }
         for job in &mut jobs {
             job.submission.batch_id = Some(batch_id);
         }

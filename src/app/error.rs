@@ -34,6 +34,11 @@ pub enum AppError {
     Queue(#[from] QueueError),
     #[error("{0}")]
     Unavailable(String),
+    #[error(
+        "no worker runs {language} yet: its image {image} is not built on any worker node \
+         (scripts/setup.sh --languages {language} builds it; the node serves it within seconds)"
+    )]
+    LanguageUnavailable { language: String, image: String },
     #[error("not ready: {0}")]
     NotReady(String),
 }
@@ -94,6 +99,11 @@ impl AppError {
             AppError::AlreadyFinished(_) => (StatusCode::CONFLICT, "already_finished", None),
             AppError::Queue(_) => (StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable", None),
             AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
+            AppError::LanguageUnavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "language_unavailable",
+                Some("language"),
+            ),
             AppError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", None),
         }
     }

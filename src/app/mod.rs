@@ -8,10 +8,12 @@
 //! - [`batch`]: many executions submitted, waited for and read as one.
 //! - [`error`]: what can go wrong, and the one table mapping it to HTTP and NATS answers.
 //! - [`request_id`]: the id that follows a request everywhere.
+//! - [`served`]: whether some worker runs a language now (has its image).
 
 pub mod batch;
 pub mod error;
 pub mod request_id;
+mod served;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,11 +46,15 @@ const CANCEL_PATIENCE: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Executions {
     ctx: Arc<NodeContext>,
+    served: Arc<served::Served>,
 }
 
 impl Executions {
     pub fn new(ctx: Arc<NodeContext>) -> Executions {
-        Executions { ctx }
+        Executions {
+            ctx,
+            served: Default::default(),
+        }
     }
 
     /// Validates and enqueues a request; returns the record as queued (or as it already
@@ -128,9 +134,17 @@ impl Executions {
         request_id: &RequestId,
     ) -> Result<ExecutionRecord, AppError> {
         tracing::Span::current().record("execution_id", tracing::field::display(job.id()));
+        self.check_served(job).await?;
         let record = self.ctx.queue.submit(job, request_id.as_str()).await?;
         tracing::info!(language = %job.language.name, "job queued");
         Ok(record)
+    }
+
+    /// Refuses a job no worker can run now: its language's image is built nowhere yet.
+    async fn check_served(&self, job: &Job) -> Result<(), AppError> {
+        self.served
+            .check(&self.ctx.queue.nodes, &job.language)
+            .await
     }
 
     pub async fn get(&self, id: &str) -> Result<ExecutionRecord, AppError> {

@@ -25,7 +25,7 @@ pub struct NodeEntry {
     pub role: String,
     pub workers: usize,
     pub busy: usize,
-    /// What it runs; empty on an API-only node.
+    /// The languages whose images it has: what it runs now. Empty on an API-only node.
     pub languages: Vec<String>,
     pub version: String,
     /// False while it takes no jobs (Docker unreachable).

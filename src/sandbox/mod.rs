@@ -8,6 +8,7 @@
 //! - [`execute`]: one job in a cell, under the node's backstop deadline.
 //! - [`outcome`]: how an execution's ending becomes a status and a record.
 //! - [`limits`], [`output`]: limit values and capped output buffers.
+//! - [`images`]: which languages' images this node has, looked for again while some are missing.
 //!
 //! Two backends share all of this: `cell` (a cell serves many jobs, one after another) and
 //! `container` (a cell serves one job, then goes). gVisor allows no mounts inside a job's
@@ -16,6 +17,7 @@
 pub mod cell;
 pub mod container;
 pub mod execute;
+pub mod images;
 pub mod limits;
 pub mod outcome;
 pub mod output;
@@ -42,7 +44,7 @@ pub enum SandboxError {
         "cannot reach the Docker engine ({0}); is dockerd running? scripts/setup.sh starts it"
     )]
     Unreachable(#[source] bollard::errors::Error),
-    #[error("image {0} is missing; scripts/setup.sh builds it")]
+    #[error("image {0} is missing; scripts/setup.sh --languages all builds it")]
     MissingImage(String),
     #[error("Docker {op} failed: {source}")]
     Docker {
