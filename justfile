@@ -1,8 +1,8 @@
 # Convenience recipes; each calls the script README documents.
 
-# Install and start what CodeBeaker needs, build images (idempotent)
-setup:
-    scripts/setup.sh
+# Install and start what CodeBeaker needs, build images (idempotent); e.g. --languages all
+setup *ARGS:
+    scripts/setup.sh {{ARGS}}
 
 # Set up, build and run a node on 127.0.0.1:8000
 serve *ARGS:

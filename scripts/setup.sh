@@ -1,18 +1,57 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian 12 machine (as root) to run and test CodeBeaker:
-# Docker engine, nats-server, the base image and the runtime images.
+# Docker engine, nats-server, the base image and the language images.
 # Idempotent: each step checks first and says what it does; a second run takes seconds.
+#
+#   scripts/setup.sh [--languages default|all|NAME,...] [--test-tools] [--compose]
+#
+# --languages  which language images to build (default: `default`, the six below). A node
+#              serves the languages whose images exist and picks up new ones within seconds,
+#              so more can be built while it serves.
+# --test-tools also the clients the test suite drives (browsers, SDKs, Prometheus).
+# --compose    also docker-compose and the service images docker-compose.yml runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# --compose: also build the service images docker-compose.yml runs (needs a release build).
+# What a new machine builds unless told otherwise: the most asked-for languages, about two
+# minutes of image builds on the development machine (every language: about eight).
+DEFAULT_LANGUAGES="python javascript c cpp java bash"
+
+usage() { sed -n '6,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
 COMPOSE=false
-[ "${1:-}" = "--compose" ] && COMPOSE=true
+TEST_TOOLS=false
+WANTED=${CODEBEAKER_LANGUAGES:-default}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --compose) COMPOSE=true ;;
+    --test-tools) TEST_TOOLS=true ;;
+    --languages) [ $# -ge 2 ] || usage; WANTED=$2; shift ;;
+    --languages=*) WANTED=${1#--languages=} ;;
+    *) echo "unknown argument: $1" >&2; usage ;;
+  esac
+  shift
+done
+
+# The language names $WANTED stands for, each checked against docker/runtimes.
+languages_wanted() {
+  local names
+  case "$WANTED" in
+    all) names=$(ls docker/runtimes) ;;
+    default) names=$DEFAULT_LANGUAGES ;;
+    *) names=${WANTED//,/ } ;;
+  esac
+  for name in $names; do
+    [ -d "docker/runtimes/$name" ] || {
+      echo "no language named $name (known: $(ls docker/runtimes | tr '\n' ' '))" >&2; exit 2; }
+    echo "$name"
+  done
+}
+LANGUAGES=$(languages_wanted | tr '\n' ' ')
 
 DATA_DIR=${CODEBEAKER_SETUP_DIR:-/var/lib/codebeaker-setup}
 DOCKERD_LOG=${DOCKERD_LOG:-/var/log/codebeaker-dockerd.log}
 BASE_IMAGE=codebeaker/base:bookworm
-LANGUAGES=${CODEBEAKER_LANGUAGES:-$(ls docker/runtimes)}
 
 say() { if [ -t 1 ]; then printf '\033[1m[setup]\033[0m %s\n' "$*"; else printf '[setup] %s\n' "$*"; fi; }
 
@@ -20,21 +59,29 @@ need_root() {
   if [ "$(id -u)" -ne 0 ]; then echo "setup must run as root (it installs packages and starts dockerd)" >&2; exit 1; fi
 }
 
+# Installs the Debian packages (command or file that shows each is there, then the package).
 install_packages() {
-  local missing=()
-  command -v dockerd >/dev/null || missing+=(docker.io)
-  command -v debootstrap >/dev/null || missing+=(debootstrap)
-  command -v nats-server >/dev/null || missing+=(nats-server)
-  command -v runsc >/dev/null || missing+=(runsc)
-  command -v curl >/dev/null || missing+=(curl)
-  command -v npm >/dev/null || missing+=(npm)
-  # The console's browser tests run Debian's Chromium headless (playwright-core drives it).
-  command -v chromium >/dev/null || missing+=(chromium)
-  # The executor's seccomp filter links libseccomp (the images have its runtime library).
-  [ -e /usr/include/seccomp.h ] || missing+=(libseccomp-dev)
-  # Prometheus: the metrics test scrapes a node with the real thing.
-  command -v prometheus >/dev/null || missing+=(prometheus)
-  if [ ${#missing[@]} -eq 0 ]; then say "packages present: docker.io, debootstrap, nats-server, runsc, curl, npm, chromium, prometheus, libseccomp-dev"; return; fi
+  local wanted=(
+    dockerd docker.io   debootstrap debootstrap   nats-server nats-server   runsc runsc
+    # The executor's seccomp filter links libseccomp (the images have its runtime library).
+    /usr/include/seccomp.h libseccomp-dev
+  )
+  if $TEST_TOOLS; then
+    wanted+=(
+      curl curl   npm npm
+      # The console's browser tests run Debian's Chromium headless (playwright-core drives it).
+      chromium chromium
+      # Prometheus: the metrics test scrapes a node with the real thing.
+      prometheus prometheus
+    )
+  fi
+  $COMPOSE && wanted+=(docker-compose docker-compose)
+  local missing=() present=()
+  for ((i = 0; i < ${#wanted[@]}; i += 2)); do
+    local check=${wanted[i]} package=${wanted[i + 1]}
+    if [ -e "$check" ] || command -v "$check" >/dev/null; then present+=("$package"); else missing+=("$package"); fi
+  done
+  if [ ${#missing[@]} -eq 0 ]; then say "packages present: ${present[*]}"; return; fi
   say "installing Debian packages: ${missing[*]}"
   apt-get update -q >/dev/null
   # No package may start its daemon (they would listen on every interface): we start what we
@@ -176,29 +223,40 @@ build_image() {
 
 # The cell's executor, built from this checkout (crate cell/) on this Debian release, the same
 # as the images': it links the system's glibc and libseccomp.
+# It has a target directory of its own, so that it builds while scripts/serve.sh builds the
+# server (one target directory allows one cargo at a time).
 build_executor() {
   say "building the cell executor (cargo build --release -p codebeaker-cell)"
-  cargo build --release --quiet -p codebeaker-cell --features executor
+  local target="$DATA_DIR/executor-target"
+  CARGO_TARGET_DIR="$target" cargo build --release --quiet -p codebeaker-cell --features executor
   mkdir -p "$DATA_DIR/cell"
-  cp "${CARGO_TARGET_DIR:-target}/release/codebeaker-cell" "$DATA_DIR/cell/codebeaker-cell"
+  cp "$target/release/codebeaker-cell" "$DATA_DIR/cell/codebeaker-cell"
   cp docker/cell/Dockerfile "$DATA_DIR/cell/Dockerfile"
 }
 
 # A language's image: its toolchain (docker/runtimes/<lang>), then the executor as one last
-# layer, so that a new executor costs one small layer per language, not a rebuild.
+# layer, so that a new executor costs one small layer per language, not a rebuild. Says when
+# it is ready, with the time it took and its size: $2 is its place in the list ("3/39").
 build_language() {
-  local lang=$1
-  build_image "docker/runtimes/$lang" "codebeaker/$lang-runtime:latest" codebeaker/runtime-base:latest \
-    && build_image "$DATA_DIR/cell" "codebeaker/$lang:latest" "codebeaker/$lang-runtime:latest" "cell-$lang"
+  local lang=$1 place=$2 started=$SECONDS
+  build_image "docker/runtimes/$lang" "codebeaker/$lang-runtime:latest" codebeaker/runtime-base:latest >/dev/null \
+    && build_image "$DATA_DIR/cell" "codebeaker/$lang:latest" "codebeaker/$lang-runtime:latest" "cell-$lang" >/dev/null \
+    || { say "[$place] $lang: FAILED (log: $DATA_DIR/build-$lang.log)"; return 1; }
+  local size; size=$(docker image inspect -f '{{.Size}}' "codebeaker/$lang:latest")
+  say "[$place] $lang ready: codebeaker/$lang:latest, $((size / 1000000)) MB, $((SECONDS - started)) s"
 }
 
-# Language images share the runtime base and build in parallel (their time is mostly downloads).
+# Language images share the runtime base and build in parallel (their time is mostly package
+# downloads and unpacking).
 build_runtimes() {
   build_image docker/runtime-base codebeaker/runtime-base:latest "$BASE_IMAGE"
   build_executor
-  local pids=() failed=0
+  local total; total=$(echo $LANGUAGES | wc -w)
+  say "language images: $total ($LANGUAGES), three at a time"
+  local pids=() failed=0 n=0
   for lang in $LANGUAGES; do
-    build_language "$lang" &
+    n=$((n + 1))
+    build_language "$lang" "$n/$total" &
     pids+=($!)
     # At most three builds at once on a small machine.
     if [ ${#pids[@]} -ge 3 ]; then wait "${pids[0]}" || failed=1; pids=("${pids[@]:1}"); fi
@@ -226,11 +284,13 @@ build_service_images() {
 need_root
 mkdir -p "$DATA_DIR"
 install_packages
-install_test_clients
-install_pypi venv schemathesis 4.32.5
-install_pypi judge0-venv judge0 0.0.8
-install_pypi mcp-venv mcp 2.3.0
-install_npm npm-clients piston-client@1.0.2 ws@8.18.3 @modelcontextprotocol/sdk@1.32.2 playwright-core@1.65.2 axe-core@4.14.1
+if $TEST_TOOLS; then
+  install_test_clients
+  install_pypi venv schemathesis 4.32.5
+  install_pypi judge0-venv judge0 0.0.8
+  install_pypi mcp-venv mcp 2.3.0
+  install_npm npm-clients piston-client@1.0.2 ws@8.18.3 @modelcontextprotocol/sdk@1.32.2 playwright-core@1.65.2 axe-core@4.14.1
+fi
 register_runsc
 start_dockerd
 build_base

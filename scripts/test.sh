@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests and integration tests against the real Docker engine.
-# Sets the machine up first (idempotent), so it works on a fresh Debian 12 machine as root.
+# Sets the machine up first (idempotent), so it works on a fresh Debian 12 machine as root:
+# every language's image (each language's tests run against its real image) and the clients
+# the tests drive.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --languages all --test-tools
 # The whole suite runs jobs in cells made for them (cold). The hostile-code catalogue runs
 # again with python jobs in pooled cells that serve job after job, again with the `container`
 # backend (a pooled cell serves one job), and again with every job inside gVisor (runsc). Test

@@ -241,7 +241,7 @@ mod tests {
         ] {
             assert_eq!(langs.get(alias).unwrap().name, name);
         }
-        assert!(langs.get("cobol").is_none());
+        assert!(langs.get("brainfuck").is_none());
         assert_eq!(langs.all().len(), 13);
     }
 

@@ -902,7 +902,7 @@ mod tests {
     fn bad_requests_say_what_is_wrong() {
         let langs = Languages::load(None).unwrap();
         let cfg = LimitsConfig::default();
-        let err = request(r#"{"language":"cobol","code":"x"}"#)
+        let err = request(r#"{"language":"brainfuck","code":"x"}"#)
             .validate(&langs, &cfg)
             .unwrap_err();
         assert!(err.to_string().contains("known languages: python"), "{err}");

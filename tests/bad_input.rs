@@ -45,7 +45,9 @@ async fn an_unsupported_field_is_400_not_silently_ignored() {
 #[tokio::test]
 async fn an_unknown_language_is_400_and_lists_the_known_ones() {
     let node = TestNode::start(1).await;
-    let (status, body) = node.post(json!({"language": "cobol", "code": "x"})).await;
+    let (status, body) = node
+        .post(json!({"language": "brainfuck", "code": "x"}))
+        .await;
     assert_error(status, &body, 400, "unknown_language", Some("language"));
     assert!(body["error"]["message"]
         .as_str()
@@ -167,7 +169,8 @@ async fn unknown_routes_and_methods_get_json_errors() {
 #[tokio::test]
 async fn bad_input_starts_no_container() {
     let node = TestNode::start(1).await;
-    node.post(json!({"language": "cobol", "code": "x"})).await;
+    node.post(json!({"language": "brainfuck", "code": "x"}))
+        .await;
     node.post(json!({"language": "python", "code": "x", "timeout": 999}))
         .await;
     assert!(node.leftover_containers().await.is_empty());

@@ -106,7 +106,7 @@ async fn request_reply_answers_json_when_asked_and_errors_in_the_same_shape() {
     assert_eq!(record["status"], "completed");
     assert_eq!(record["stdout"], "4\n");
 
-    let bad = json!({"language": "cobol", "code": "x"}).to_string();
+    let bad = json!({"language": "brainfuck", "code": "x"}).to_string();
     let reply = client
         .request_with_headers("codebeaker.execute", headers, bad.into())
         .await

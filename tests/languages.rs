@@ -121,8 +121,7 @@ async fn check_language(name: &str) {
     let error = &programs.error;
     assert_eq!(failed["status"], "completed", "{name} error: {failed}");
     assert_eq!(
-        failed["exit_code"],
-        error.exit_code,
+        failed["exit_code"], error.exit_code,
         "{name} error: {failed}"
     );
     assert_eq!(

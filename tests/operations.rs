@@ -340,33 +340,128 @@ async fn a_cancel_during_a_drain_still_reaches_the_running_job() {
 #[tokio::test]
 async fn a_node_whose_start_fails_half_way_stops_what_it_started() {
     let data = tempfile::tempdir().unwrap();
-    let languages = data.path().join("languages.toml");
-    let defined = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/languages.toml"))
-        .unwrap()
-        .replace("codebeaker/bash:latest", "codebeaker/no-such-image:latest");
-    std::fs::write(&languages, defined).unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut config = test_config(1);
     config.nats.url = None;
     config.nats.embedded_port = common::free_port();
     config.nats.data_dir = data.path().to_path_buf();
     config.pool.min = 1;
     config.pool.max = 1;
-    config.languages_file = Some(languages);
+    config.judge0.listen = Some(taken.local_addr().unwrap());
 
-    // The image is missing: the start fails after its nats-server and Docker were up...
+    // The Judge0 port is taken: the start fails after its nats-server and Docker were up...
     let failed = Node::start(config.clone(), Role::Serve).await;
     let error = failed
         .err()
-        .expect("a missing image stops the start")
+        .expect("a taken port stops the start")
         .to_string();
-    assert!(error.contains("codebeaker/no-such-image:latest"), "{error}");
+    assert!(
+        error.contains(&taken.local_addr().unwrap().to_string()),
+        "{error}"
+    );
     // ...and left nothing behind: no nats-server on the port, no containers, no actors
-    // holding the node's names, so the same node starts at once once the image is fixed.
+    // holding the node's names, so the same node starts at once once the port is free.
     assert!(std::net::TcpStream::connect(("127.0.0.1", config.nats.embedded_port)).is_err());
     assert_eq!(common::containers_of(&config.node_id), Vec::<String>::new());
-    config.languages_file = None;
+    config.judge0.listen = None;
     let node = Node::start(config, Role::Serve)
         .await
-        .expect("the same node starts once the image is fixed");
+        .expect("the same node starts once the port is free");
     node.shutdown().await;
+}
+
+/// A language whose image is not built yet: the node starts and serves the others, refuses
+/// that one with a 503 that says what to do (REST and NATS alike, and a batch holding it
+/// queues nothing), and serves it within seconds once the image appears.
+#[tokio::test]
+async fn a_language_is_refused_until_its_image_is_built_then_served() {
+    let data = tempfile::tempdir().unwrap();
+    let image = format!(
+        "codebeaker/test-late-{}:latest",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let languages = data.path().join("languages.toml");
+    let defined = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/languages.toml"))
+        .unwrap()
+        .replace("codebeaker/lua:latest", &image);
+    std::fs::write(&languages, defined).unwrap();
+    let mut config = test_config(1);
+    config.languages_file = Some(languages);
+    let node = TestNode::with_config(config).await;
+
+    let (status, body) = node
+        .post(json!({"language": "lua", "code": "print(1)"}))
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "language_unavailable", "{body}");
+    assert_eq!(body["error"]["field"], "language");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&image) && message.contains("scripts/setup.sh --languages lua"),
+        "{message}"
+    );
+    let (status, body) = node
+        .post_to(
+            "/batch",
+            json!({"executions": [
+                {"language": "python", "code": "print(1)"},
+                {"language": "lua", "code": "print(1)"}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("executions[1]: "),
+        "{body}"
+    );
+    let nats = async_nats::connect(node.nats_url()).await.unwrap();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Content-Type", "application/json");
+    let request = json!({"language": "lua", "code": "print(1)"}).to_string();
+    let reply = nats
+        .request_with_headers("codebeaker.execute", headers, request.into())
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(answer["error"]["code"], "language_unavailable", "{answer}");
+    let python = node
+        .run(json!({"language": "python", "code": "print(1)"}))
+        .await;
+    assert_eq!(
+        python["stdout"], "1\n",
+        "the other languages are served: {python}"
+    );
+    let (_, recent) = node.get("/executions").await;
+    let recent: Value = serde_json::from_str(&recent).unwrap();
+    assert_eq!(
+        recent.as_array().unwrap().len(),
+        1,
+        "only the python job was queued: {recent}"
+    );
+
+    // The image is built (here: tagged from the real lua image): served within seconds.
+    let tagged = std::process::Command::new("docker")
+        .args(["tag", "codebeaker/lua:latest", &image])
+        .status()
+        .unwrap();
+    assert!(tagged.success());
+    let served = common::eventually(Duration::from_secs(30), || async {
+        node.post(json!({"language": "lua", "code": "print(1)"}))
+            .await
+            .0
+            == 200
+    })
+    .await;
+    std::process::Command::new("docker")
+        .args(["rmi", &image])
+        .status()
+        .unwrap();
+    assert!(served, "the language is served once its image is there");
+    let r = node
+        .run(json!({"language": "lua", "code": "print(6 * 7)"}))
+        .await;
+    assert_eq!(r["stdout"], "42\n", "{r}");
 }

@@ -135,7 +135,7 @@ async fn a_forged_job_message_runs_only_as_the_workers_own_tables_say() {
 async fn a_job_message_naming_an_unknown_language_ends_internal_error() {
     let node = TestNode::start(1).await;
     let forged = Forged {
-        submission: submission("cobol", "DISPLAY 'HI'.", Requested::default()),
+        submission: submission("brainfuck", "+.", Requested::default()),
         image: "codebeaker/python:latest".into(),
         runtime: "runc".into(),
     };
@@ -144,7 +144,7 @@ async fn a_job_message_naming_an_unknown_language_ends_internal_error() {
     assert_eq!(r["status"], "internal_error", "{r}");
     let error = r["error"].as_str().unwrap();
     assert!(
-        error.contains("refused the job message") && error.contains("unknown language `cobol`"),
+        error.contains("refused the job message") && error.contains("unknown language `brainfuck`"),
         "{error}"
     );
     assert!(node.leftover_containers().await.is_empty());

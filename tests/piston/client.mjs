@@ -185,15 +185,15 @@ const scenarios = {
     });
     assert.deepEqual(flood.messages.at(-1), { type: "error", message: "a session's stdin is at most 2097152 bytes" });
     assert.deepEqual([flood.code, flood.reason], [4002, "Notified Error"]);
-    const unknown = await session((ws) => send(ws, init("cobol", "x")));
-    assert.deepEqual(unknown.messages, [{ type: "error", message: "cobol-* runtime is unknown" }]);
+    const unknown = await session((ws) => send(ws, init("brainfuck", "x")));
+    assert.deepEqual(unknown.messages, [{ type: "error", message: "brainfuck-* runtime is unknown" }]);
     assert.deepEqual([unknown.code, unknown.reason], [4002, "Notified Error"]);
   },
 
   async unknown() {
-    const result = await client.execute({ language: "cobol", version: "*", files: [{ content: "x" }] });
+    const result = await client.execute({ language: "brainfuck", version: "*", files: [{ content: "x" }] });
     console.log(result);
-    assert.equal(result.message, "cobol-* runtime is unknown");
+    assert.equal(result.message, "brainfuck-* runtime is unknown");
   },
 };
 
