@@ -5,9 +5,9 @@
 #
 #   scripts/setup.sh [--languages default|all|NAME,...] [--test-tools] [--compose]
 #
-# --languages  which language images to build (default: `default`, the six below). A node
-#              serves the languages whose images exist and picks up new ones within seconds,
-#              so more can be built while it serves.
+# --languages  which language images to build; `default` (the default): python, javascript,
+#              c, cpp, java, bash. A node serves the languages whose images exist and picks
+#              up new ones within seconds, so more can be built while it serves.
 # --test-tools also the clients the test suite drives (browsers, SDKs, Prometheus).
 # --compose    also docker-compose and the service images docker-compose.yml runs.
 set -euo pipefail
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 # minutes of image builds on the development machine (every language: about eight).
 DEFAULT_LANGUAGES="python javascript c cpp java bash"
 
-usage() { sed -n '6,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '/^#   scripts.setup.sh/,/^# --compose/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 COMPOSE=false
 TEST_TOOLS=false

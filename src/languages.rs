@@ -238,11 +238,14 @@ mod tests {
             ("node", "javascript"),
             ("C#", "csharp"),
             ("c++", "cpp"),
+            ("asm", "nasm"),
+            ("sbcl", "commonlisp"),
+            ("kt", "kotlin"),
         ] {
             assert_eq!(langs.get(alias).unwrap().name, name);
         }
         assert!(langs.get("brainfuck").is_none());
-        assert_eq!(langs.all().len(), 13);
+        assert_eq!(langs.all().len(), 39);
     }
 
     #[test]

@@ -342,3 +342,28 @@ fn the_declared_versions_are_what_the_images_run() {
         );
     }
 }
+
+#[test]
+fn setup_refuses_an_unknown_language_or_argument_and_says_what_it_takes() {
+    let setup = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/setup.sh");
+    let output = std::process::Command::new(setup)
+        .args(["--languages", "python,nosuch"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("no language named nosuch"), "{said}");
+    for name in Languages::load(None).unwrap().names() {
+        assert!(said.contains(name), "{name} missing from: {said}");
+    }
+    let output = std::process::Command::new(setup)
+        .arg("--bogus")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("unknown argument: --bogus") && said.contains("--languages default|all|NAME"),
+        "{said}"
+    );
+}

@@ -455,13 +455,13 @@ async fn a_language_is_refused_until_its_image_is_built_then_served() {
             == 200
     })
     .await;
+    let r = node
+        .run(json!({"language": "lua", "code": "print(6 * 7)"}))
+        .await;
     std::process::Command::new("docker")
         .args(["rmi", &image])
         .status()
         .unwrap();
     assert!(served, "the language is served once its image is there");
-    let r = node
-        .run(json!({"language": "lua", "code": "print(6 * 7)"}))
-        .await;
     assert_eq!(r["stdout"], "42\n", "{r}");
 }
