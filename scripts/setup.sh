@@ -204,8 +204,12 @@ build_context() {
 # the same base exists (the pair's hash is kept as a label).
 build_image() {
   local dir=$1 tag=$2 base=$3 name=${4:-$(basename "$1")}
+  # A directory without a Dockerfile of its own lists Debian packages for the shared one.
+  local dockerfile="$dir/Dockerfile"
+  [ -f "$dockerfile" ] || dockerfile=docker/debian-packages.Dockerfile
   # Content only (names and bytes), so a fresh clone with new mtimes is still up to date.
   local hash; hash=$( { (cd "$dir" && find . -type f -print0 | sort -z | xargs -0 sha256sum);
+                        sha256sum <"$dockerfile";
                         docker image inspect -f '{{.Id}}' "$base"; } | sha256sum | cut -c1-16)
   if [ "$(docker image inspect -f '{{index .Config.Labels "codebeaker.source_hash"}}' "$tag" 2>/dev/null)" = "$hash" ]; then
     say "image $tag up to date"; return
@@ -213,7 +217,7 @@ build_image() {
   say "building image $tag (log: $DATA_DIR/build-$name.log)"
   local context; context=$(build_context "$dir" "$name") || return 1
   if ! docker build --network host --build-arg BASE="$base" --label codebeaker.source_hash="$hash" \
-      -t "$tag" "$context" >"$DATA_DIR/build-$name.log" 2>&1; then
+      -f "$dockerfile" -t "$tag" "$context" >"$DATA_DIR/build-$name.log" 2>&1; then
     echo "building $tag failed; last lines of $DATA_DIR/build-$name.log:" >&2
     tail -30 "$DATA_DIR/build-$name.log" >&2
     return 1
@@ -234,7 +238,8 @@ build_executor() {
   cp docker/cell/Dockerfile "$DATA_DIR/cell/Dockerfile"
 }
 
-# A language's image: its toolchain (docker/runtimes/<lang>), then the executor as one last
+# A language's image: its toolchain (docker/runtimes/<lang>: a Dockerfile, or a `packages`
+# file for docker/debian-packages.Dockerfile), then the executor as one last
 # layer, so that a new executor costs one small layer per language, not a rebuild. Says when
 # it is ready, with the time it took and its size: $2 is its place in the list ("3/39").
 build_language() {
