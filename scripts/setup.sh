@@ -268,6 +268,12 @@ build_runtimes() {
   done
   for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
   [ $failed -eq 0 ] || { echo "some images failed to build" >&2; exit 1; }
+  # Earlier builds of our images, untagged by these ones, take gigabytes: removed.
+  local old; old=$(docker images -q --filter dangling=true --filter label=codebeaker.source_hash)
+  if [ -n "$old" ]; then
+    say "removing $(echo "$old" | wc -l) earlier builds of the images"
+    docker rmi $old >/dev/null 2>&1 || true
+  fi
 }
 
 # The images docker-compose.yml runs: nats-server, Prometheus, and CodeBeaker from a release

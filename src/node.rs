@@ -323,6 +323,9 @@ impl Node {
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
         if let Some(worker) = &worker {
+            // Warm-ups that were creating a container as the pools stopped make it yet.
+            worker.warmups.close();
+            let _ = tokio::time::timeout(WARMUP_PATIENCE, worker.warmups.wait()).await;
             match worker.sandbox.remove_node_containers().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "removed containers left at shutdown"),
@@ -338,6 +341,9 @@ impl Node {
 
 /// How long hand-backs at the end of a drain may take.
 const HAND_BACK_PATIENCE: Duration = Duration::from_secs(10);
+/// How long a stopping node waits for its pools' warm-ups under way (a container create and
+/// start each) before its last sweep for containers.
+const WARMUP_PATIENCE: Duration = Duration::from_secs(15);
 
 /// Asks the Supervisor to drain; true when no job runs any more within `patience`.
 async fn drained(supervisor: &ActorRef<SupervisorMsg>, patience: Duration) -> bool {
@@ -439,6 +445,7 @@ async fn worker_context(ctx: &Arc<NodeContext>) -> Result<WorkerContext, Sandbox
         running: Default::default(),
         containers: Default::default(),
         installed,
+        warmups: Default::default(),
     })
 }
 

@@ -61,6 +61,9 @@ pub struct WorkerContext {
     pub containers: DashMap<Uuid, String>,
     /// The languages whose images this node has: the ones it runs and advertises.
     pub installed: crate::sandbox::images::Installed,
+    /// The pools' warm-ups under way. A node that stops waits for them, so that its last
+    /// sweep finds every container they created (one per language may be in flight).
+    pub warmups: tokio_util::task::TaskTracker,
 }
 
 /// Why a running job's container is killed.

@@ -261,7 +261,7 @@ impl RuntimeState {
             let (sandbox, shape, myself) =
                 (self.ctx.sandbox.clone(), pool.shape.clone(), myself.clone());
             let (language, jobs) = (self.language.name.clone(), pool.jobs_per_cell);
-            tokio::spawn(async move {
+            self.ctx.warmups.spawn(async move {
                 let mut created = None;
                 let warmed = sandbox
                     .cell(shape, Owner::Pool(&language), jobs, |id| {
