@@ -46,8 +46,8 @@ async fn with_the_container_backend_a_pooled_cell_serves_one_job() {
             .ends_with("False False\n"),
         "{record}"
     );
-    // The first job's container is gone.
-    assert!(!node.containers().await.contains(&first));
+    // The first job's container is gone (removed in the background: under load, a moment
+    // after the second job's answer).
     assert!(
         eventually(Duration::from_secs(5), || async {
             common::containers_of(node.node().node_id())
