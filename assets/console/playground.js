@@ -2,7 +2,8 @@
 // share a link. Everything goes through the public REST API (api.js).
 import {
   EditorView, basicSetup, keymap, Compartment, StreamLanguage, cpp, go, java, javascript, php,
-  python, rust, csharp, lua, ruby, shell,
+  python, rust, csharp, kotlin, scala, lua, ruby, shell, clojure, cobol, commonLisp, crystal, d,
+  erlang, fortran, groovy, haskell, oCaml, octave, pascal, perl, r, scheme, sqlite, tcl,
 } from "/console/assets/vendor.js";
 import {
   apiKey, askForKey, call, callWithKey, follow, formatBytes, formatMs, interactiveSocket,
@@ -26,6 +27,13 @@ const MODES = {
   lua: () => StreamLanguage.define(lua),
   ruby: () => StreamLanguage.define(ruby),
   bash: () => StreamLanguage.define(shell),
+  // CodeMirror 5's modes, by language name (nasm, ada, prolog, elixir, nim and zig have none).
+  ...Object.fromEntries(
+    Object.entries({
+      kotlin, scala, clojure, cobol, commonlisp: commonLisp, crystal, d, erlang, fortran, groovy,
+      haskell, ocaml: oCaml, octave, pascal, perl, r, scheme, racket: scheme, sqlite, tcl,
+    }).map(([name, legacy]) => [name, () => StreamLanguage.define(legacy)]),
+  ),
 };
 
 let languages = [];

@@ -63,6 +63,20 @@ async function everything() {
   assert.match(await page.locator("#duration").innerText(), /ms|s$/);
   console.log("python hello: ok");
 
+  // Every language: choosing it loads its example, highlighted where CodeMirror has a mode.
+  const plain = new Set(["nasm", "ada", "prolog", "elixir", "nim", "zig"]);
+  const names = await page.locator("#language option").evaluateAll((os) => os.map((o) => o.value));
+  assert.equal(names.length, 39);
+  for (const name of names) {
+    await page.locator("#language").selectOption(name);
+    await page.waitForFunction(() => /hello, world/.test(document.querySelector(".cm-content").innerText));
+    if (!plain.has(name)) {
+      assert.ok(await page.locator(".cm-content span").count() > 0, `${name} is highlighted`);
+    }
+  }
+  await page.locator("#language").selectOption("python");
+  console.log("every language's example and highlighting: ok");
+
   // A compile error is shown as one, with the compiler's output apart.
   page = await open(link("c", "int main(void) { return 0 }"));
   assert.equal(await page.locator("#language").inputValue(), "c");
