@@ -17,7 +17,8 @@
 //! - [`webhooks`]: signed POSTs of final records to `callback_url`s, retried durably.
 //! - [`actors`]: the per-node actor tree: Supervisor (health checks, autoscaling), WorkerActor,
 //!   RuntimeActor (warm pool), MetricsActor.
-//! - [`sandbox`]: Docker through bollard: hardened container spec, limits, output capture.
+//! - [`sandbox`]: Docker through bollard: hardened container spec, limits, output capture,
+//!   which languages' images the node has.
 //! - [`config`]: typed configuration, loaded once (file, then `CODEBEAKER_*` environment).
 //! - [`node`]: wires the pieces into a running node and shuts it down cleanly.
 //! - [`telemetry`]: tracing setup (pretty on a terminal, JSON otherwise).
