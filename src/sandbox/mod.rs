@@ -207,10 +207,10 @@ impl Sandbox {
     ///
     /// Docker learns of an OOM kill from its own event, which can come after the one saying
     /// the container ended: a container that ended by SIGKILL (137) without the flag is asked
-    /// again for up to a second more (CI under load once read a gVisor memory hog, stopped
-    /// with 137, as internal_error).
+    /// again for up to 4 s more (CI under load read a gVisor memory hog, stopped with 137, as
+    /// internal_error, with 1 s).
     async fn oom_killed(&self, id: &str) -> bool {
-        let mut killed_checks = 10;
+        let mut killed_checks = 40;
         for _ in 0..50 {
             let Ok(inspect) = self.docker.inspect_container(id, None).await else {
                 return false;
